@@ -35,6 +35,10 @@ REQUEST_TIMEOUT_MS = 1000
 IDLE_TIMEOUT_S = 60.0
 MAX_CONNECTIONS = 1024
 RECV_CHUNK_BYTES = 64 * 1024
+# Past this many queued reply bytes the server stops reading a connection's
+# requests until the client has read its replies, so memory per connection stays
+# bounded however fast a client writes and however slowly it reads.
+OUTBOX_HIGH_WATER_BYTES = 256 * 1024
 HOUSEKEEPING_INTERVAL_S = 0.5
 
 _NOT_FOUND = nss_wire.encode_reply(Status.NOT_FOUND)
@@ -254,7 +258,7 @@ class _Connection:
     last_activity: float = 0.0
     partial_since: float | None = None  # when the first byte of an unfinished request came
     closing: bool = False
-    wants_write: bool = False
+    registered_events: int = selectors.EVENT_READ
 
 
 class LookupServer:
@@ -370,7 +374,10 @@ class LookupServer:
     def _serve_inbox(self, conn: _Connection, now: float) -> None:
         inbox = conn.inbox
         offset = 0
-        while len(inbox) - offset >= nss_wire.HEADER_BYTES:
+        while (
+            len(inbox) - offset >= nss_wire.HEADER_BYTES
+            and len(conn.outbox) <= OUTBOX_HIGH_WATER_BYTES
+        ):
             version, kind, length = nss_wire.HEADER.unpack_from(inbox, offset)
             if length > nss_wire.MAX_REQUEST_PAYLOAD_BYTES:
                 log.debug("lookup client sent a %d-byte request; closing", length)
@@ -392,12 +399,11 @@ class LookupServer:
                 return
             conn.outbox += self._index.answer(request, conn.peer_uid)
             self.lookups_served += 1
-            if len(conn.outbox) > nss_wire.MAX_REPLY_PAYLOAD_BYTES:
-                log.debug("lookup client is not reading its replies; closing")
-                self._close(conn)
-                return
         del inbox[:offset]
-        conn.partial_since = (conn.partial_since or now) if inbox else None
+        if not inbox or len(conn.outbox) > OUTBOX_HIGH_WATER_BYTES:
+            conn.partial_since = None  # waiting on the client to read is not a slow request
+        elif conn.partial_since is None:
+            conn.partial_since = now
 
     def _reply_and_close(self, conn: _Connection, reply: bytes) -> None:
         conn.outbox += reply
@@ -410,13 +416,23 @@ class LookupServer:
 
     def _flush(self, conn: _Connection) -> None:
         if conn.outbox:
-            sent = conn.sock.send(conn.outbox)
+            try:
+                sent = conn.sock.send(conn.outbox)
+            except BlockingIOError:
+                sent = 0
             del conn.outbox[:sent]
-        wants_write = bool(conn.outbox)
-        if wants_write != conn.wants_write and not conn.closing:
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if wants_write else 0)
+            if sent:
+                conn.last_activity = time.monotonic()
+            if conn.inbox and not conn.closing and len(conn.outbox) <= OUTBOX_HIGH_WATER_BYTES:
+                self._serve_inbox(conn, conn.last_activity)
+        if conn.closing:
+            return
+        events = selectors.EVENT_WRITE if conn.outbox else 0
+        if len(conn.outbox) <= OUTBOX_HIGH_WATER_BYTES:
+            events |= selectors.EVENT_READ
+        if events != conn.registered_events:
             self._selector.modify(conn.sock, events, conn)
-            conn.wants_write = wants_write
+            conn.registered_events = events
 
     def _expire(self, now: float) -> None:
         request_deadline = REQUEST_TIMEOUT_MS / 1000
