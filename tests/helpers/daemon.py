@@ -1,0 +1,160 @@
+"""Starts a real rosterd on temporary directories and waits for its systemd READY notification."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VENV_BIN = Path(sys.executable).parent
+READY_TIMEOUT_S = 60.0
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(path: Path, sections: Mapping[str, Mapping[str, Any]]) -> None:
+    lines = []
+    for section, keys in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in keys.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+@dataclass
+class Rosterd:
+    """A running rosterd and the paths a test needs to talk to it."""
+
+    root: Path
+    config_path: Path
+    state_dir: Path
+    runtime_dir: Path
+    home_root: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.root / "rosterd.log"
+
+    @property
+    def nss_socket(self) -> Path:
+        return self.runtime_dir / "nss.sock"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.runtime_dir / "admin.sock"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self, extra_env: Mapping[str, str] | None = None) -> None:
+        notify_path = self.root / "notify.sock"
+        notify_path.unlink(missing_ok=True)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(notify_path))
+        env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), **(extra_env or {}))
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(VENV_BIN / "rosterd"), "--config", str(self.config_path),
+                 "--log-level", "debug"],
+                stdout=log, stderr=log, env=env,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(
+                        f"rosterd exited with {self.process.returncode} before READY:\n{self.log()}"
+                    )
+                notify.settimeout(0.2)
+                try:
+                    message = notify.recv(4096).decode()
+                except TimeoutError:
+                    continue
+                if "READY=1" in message.splitlines():
+                    return
+            raise RuntimeError(f"rosterd sent no READY=1 within {READY_TIMEOUT_S} s:\n{self.log()}")
+        finally:
+            notify.close()
+
+    def stop(self, timeout: float = 15) -> int:
+        """Sends SIGTERM and returns the exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise RuntimeError(f"rosterd ignored SIGTERM for {timeout} s:\n{self.log()}") from None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def ctl(self, *args: str, check: bool = True, json: bool = False,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        argv = [str(VENV_BIN / "rosterctl"), "--config", str(self.config_path)]
+        if json:
+            argv.append("--json")
+        result = subprocess.run([*argv, *args], capture_output=True, text=True,
+                                timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"rosterctl {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+            )
+        return result
+
+
+def make_rosterd(config: Mapping[str, Mapping[str, Any]] | None = None) -> Rosterd:
+    """Lays out a rosterd's directories and config (not started).
+
+    Paths live under a short /tmp directory: a Unix socket path must fit in 108 bytes.
+    """
+    root = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))
+    daemon = Rosterd(
+        root=root,
+        config_path=root / "rosterd.toml",
+        state_dir=root / "state",
+        runtime_dir=root / "run",
+        home_root=root / "home",
+    )
+    sections: dict[str, dict[str, Any]] = {
+        "paths": {"state_dir": str(daemon.state_dir), "runtime_dir": str(daemon.runtime_dir)},
+        # Well clear of the host's own accounts (1000 and up on most machines).
+        "provisioning": {"start_uid": 20000, "start_gid": 20000,
+                         "home_root": str(daemon.home_root)},
+    }
+    for section, keys in (config or {}).items():
+        sections.setdefault(section, {}).update(keys)
+    write_config(daemon.config_path, sections)
+    return daemon
+
+
+def remove_rosterd(daemon: Rosterd) -> None:
+    daemon.kill()
+    shutil.rmtree(daemon.root, ignore_errors=True)
