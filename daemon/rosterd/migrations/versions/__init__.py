@@ -1,0 +1,1 @@
+"""Holds one file per schema revision, oldest first by `down_revision`."""
