@@ -1,0 +1,132 @@
+"""`make bench`: rosterd's lookups against libnss_files, nscd and the socket floor, in one run.
+
+Measures, with 1,000 and 100,000 users, getpwnam, getpwuid, getgrnam,
+initgroups and a miss (median and p99, one and two threads) through each NSS
+source in its own mount namespace, plus full enumeration and rosterd's memory;
+prints the tables and writes them into docs/benchmarks.md. Needs root (mount
+namespaces) and `make build`. Not a test: nothing here asserts on timing.
+Every process it starts and every temporary directory is removed on the way
+out, also after a failure, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from types import FrameType
+
+import measure
+import native
+import population
+import report
+import sources
+from measure import Plan
+from population import Population
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "benchmarks.md"
+POPULATIONS = (1_000, 100_000)
+FLOOR_ITERATIONS = 20_000
+
+# Enough calls for a stable p99 where a call costs microseconds; libnss_files
+# reads the whole passwd file per call (milliseconds at 100,000 users), so it
+# gets fewer. Caches get a warm-up over every key they are asked, and few
+# enough keys that warming them through libnss_files stays affordable.
+SOCKET_PLAN = Plan(iterations=20_000, keys=20_000, warmup=200)
+# Keyed by "is this the small population".
+FILES_PLANS = {True: Plan(iterations=20_000, keys=1_000, warmup=200),
+               False: Plan(iterations=300, keys=300, warmup=5)}
+CACHE_PLANS = {True: Plan(iterations=20_000, keys=1_000, warmup=1_000),
+               False: Plan(iterations=20_000, keys=500, warmup=500)}
+
+SourceFactory = Callable[[Path], AbstractContextManager[sources.RunningSource]]
+
+
+def _raise_on_sigterm(signum: int, _frame: FrameType | None) -> None:
+    # Turns SIGTERM into an exception, so the finally blocks stop daemons and remove dirs.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _measure_source(results: report.Results, name: str, users: int, start: SourceFactory,
+                    work: Path, pop: Population, plan: Plan, lookup_bench: Path) -> None:
+    print(f"{name}, {users:,} users:", flush=True)
+    results.plans[(name, users)] = plan
+    key_files = pop.write_keys(work / "keys", plan.keys)
+    try:
+        with start(work) as source:
+            results.latencies += measure.lookups(source, users, lookup_bench, key_files, plan)
+            results.enumerations.append(measure.enumeration(source, users, lookup_bench))
+            if source.daemon_pid is not None:
+                results.memory_kib[(name, users)] = measure.resident_kib(source.daemon_pid)
+    except (RuntimeError, OSError) as err:
+        # One source failing to start must not cost the figures of the others.
+        traceback.print_exc()
+        results.not_measured.append(f"{name} with {users:,} users: {err}".splitlines()[0])
+
+
+def _run_population(results: report.Results, users: int, work: Path, lookup_bench: Path) -> None:
+    config_path = work / "rosterd.toml"
+    runtime_dir = work / "run"
+    population.write_config(config_path, work / "state", runtime_dir, work / "home")
+    print(f"seeding {users:,} users through rosterd's Accounts API ...", flush=True)
+    pop = population.seed(config_path, users)
+
+    def start_rosterd(dir_: Path) -> AbstractContextManager[sources.RunningSource]:
+        return sources.rosterd(dir_, config_path, runtime_dir / "nss.sock")
+
+    small = users <= POPULATIONS[0]
+    cases: list[tuple[str, SourceFactory, Plan]] = [
+        ("rosterd", start_rosterd, SOCKET_PLAN),
+        ("files", lambda dir_: sources.files(dir_, pop), FILES_PLANS[small]),
+        ("nscd", lambda dir_: sources.nscd(dir_, pop), CACHE_PLANS[small]),
+    ]
+    for name, start, plan in cases:
+        case_dir = work / name
+        case_dir.mkdir()
+        _measure_source(results, name, users, start, case_dir, pop, plan, lookup_bench)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, action="append",
+                        help="population size to measure, repeatable (default: 1000 and 100000)")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/run.py: needs root (each NSS source runs in its own mount namespace)",
+              file=sys.stderr)
+        return 2
+    if not (sources.NATIVE_DIR / "libnss_roster.so.2").exists():
+        print(f"bench/run.py: {sources.NATIVE_DIR}/libnss_roster.so.2 is missing; run make build",
+              file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    binaries = native.build(REPO / "build" / "bench")
+    results = report.Results()
+    # Short and under /tmp: rosterd's socket paths must fit in 108 bytes.
+    work = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    try:
+        print("floor (C echo server):", flush=True)
+        results.floor = measure.floor(binaries["echo_server"], work, FLOOR_ITERATIONS)
+        for users in args.users or POPULATIONS:
+            population_dir = work / f"u{users}"
+            population_dir.mkdir()
+            _run_population(results, users, population_dir, binaries["lookup_bench"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    block = report.render(results)
+    print("\n" + block)
+    report.write_docs(DOCS, block)
+    print(f"written into {DOCS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
