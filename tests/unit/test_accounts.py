@@ -45,11 +45,13 @@ class World:
         return Accounts(self.store, self.config, self.host, allocator, self.changes.append)
 
 
-def build(tmp_path: Path, **provisioning: int) -> World:
+def build(tmp_path: Path, *, start_uid: int = 1000, start_gid: int = 1000,
+          max_name_length: int = 32) -> World:
     (tmp_path / "passwd").write_text(HOST_USERS)
     (tmp_path / "group").write_text(HOST_GROUPS)
     host = HostFiles(tmp_path / "passwd", tmp_path / "group")
-    cfg = Config(provisioning=dataclasses.replace(ProvisioningConfig(), **provisioning))
+    cfg = Config(provisioning=ProvisioningConfig(
+        start_uid=start_uid, start_gid=start_gid, max_name_length=max_name_length))
     store = Store.open_sqlite(tmp_path / "rosterd.db")
     changes: list[Change] = []
     allocator = IdAllocator.from_store(store, cfg, host)
