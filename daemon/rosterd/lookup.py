@@ -212,7 +212,9 @@ class LookupIndex:
         return group.group_record if group else None
 
     @staticmethod
-    def _page(sorted_ids: list[int], cursor: int, record_of: Callable[[int], bytes | None]) -> bytes:
+    def _page(
+        sorted_ids: list[int], cursor: int, record_of: Callable[[int], bytes | None]
+    ) -> bytes:
         # The cursor is the first ID not yet returned, so an entry added or removed
         # between two pages never shifts the ones that follow.
         start = bisect.bisect_left(sorted_ids, cursor)
@@ -287,7 +289,7 @@ class LookupServer:
             pass
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         listener.bind(str(self._path))
-        os.chmod(self._path, 0o666)
+        os.chmod(self._path, 0o666)  # noqa: S103 - lookups are for every local user
         listener.listen(512)
         listener.setblocking(False)
         self._listener = listener

@@ -7,14 +7,12 @@ import os
 import socket
 import struct
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from rosterd import lookup, nss_wire
 from rosterd.lookup import LookupIndex, LookupServer
 from rosterd.model import Change, Group, User
@@ -87,7 +85,8 @@ def _ask(srv: LookupServer, kind: Kind, **fields: object) -> tuple[int, bytes]:
 def test_each_lookup_kind_answers_from_the_index(server: LookupServer) -> None:
     status, payload = _ask(server, Kind.GETPWNAM, name=b"alice")
     assert status == Status.OK
-    assert nss_wire.decode_passwd(payload).line() == "alice:x:20000:20000:Alice:/home/alice:/bin/bash"
+    expected = "alice:x:20000:20000:Alice:/home/alice:/bin/bash"
+    assert nss_wire.decode_passwd(payload).line() == expected
     status, payload = _ask(server, Kind.GETPWUID, number=20001)
     assert nss_wire.decode_passwd(payload).name == b"bob"
     status, payload = _ask(server, Kind.GETGRNAM, name=b"analysts")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from rosterd import nss_wire
 from rosterd.nss_wire import Kind, WireError
+
 from tests.wire_vectors import generate
 
 VECTORS = Path(generate.__file__).parent
@@ -78,6 +78,8 @@ def test_request_round_trips_for_every_kind() -> None:
     ids=["unknown kind", "empty name", "name too long", "NUL in name", "short uid",
          "short cursor", "ping with payload"],
 )
-def test_malformed_requests_are_refused_with_the_reason(kind: int, payload: bytes, why: str) -> None:
+def test_malformed_requests_are_refused_with_the_reason(
+    kind: int, payload: bytes, why: str
+) -> None:
     with pytest.raises(WireError, match=why):
         nss_wire.parse_request(kind, payload)

@@ -1,0 +1,271 @@
+"""Serves the admin API of proto/admin.proto on admin.sock; messages become model types here.
+
+Nothing past this module imports generated code. Access is decided by the
+socket file alone (Python gRPC tells a server nothing about its caller): mode
+0600 for root, or 0660 with `[admin] group`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from rosterd import config
+from rosterd._generated import admin_pb2, admin_pb2_grpc
+from rosterd.accounts import Accounts
+from rosterd.errors import (
+    Conflict,
+    IdTaken,
+    InvalidName,
+    InvalidValue,
+    NameTaken,
+    NotFound,
+    RosterError,
+)
+from rosterd.hostfiles import HostFiles
+from rosterd.lookup import LookupIndex, LookupServer
+from rosterd.model import Group, User
+
+log = logging.getLogger(__name__)
+
+ADMIN_WORKERS = 4
+MAX_KEPT_WARNINGS = 50
+
+
+class _WarningCollector(logging.Handler):
+    """Keeps the warnings logged since start, for `rosterctl status`."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: collections.deque[str] = collections.deque(maxlen=MAX_KEPT_WARNINGS)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stamp = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.messages.append(f"{stamp} {record.name}: {record.getMessage()}")
+
+
+WARNINGS = _WarningCollector()
+
+# One table decides the gRPC code of each refusal; its text is safe to show.
+_STATUS_OF_ERROR: tuple[tuple[type[RosterError], grpc.StatusCode], ...] = (
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (NameTaken, grpc.StatusCode.ALREADY_EXISTS),
+    (IdTaken, grpc.StatusCode.ALREADY_EXISTS),
+    (Conflict, grpc.StatusCode.ALREADY_EXISTS),
+    (InvalidName, grpc.StatusCode.INVALID_ARGUMENT),
+    (InvalidValue, grpc.StatusCode.INVALID_ARGUMENT),
+)
+
+
+def status_code_for(error: RosterError) -> grpc.StatusCode:
+    for error_type, code in _STATUS_OF_ERROR:
+        if isinstance(error, error_type):
+            return code
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+if TYPE_CHECKING:  # grpc-stubs makes the interceptor generic; the runtime class is not
+    _InterceptorBase = grpc.ServerInterceptor[Any, Any]
+else:
+    _InterceptorBase = grpc.ServerInterceptor
+
+
+class _RefusalInterceptor(_InterceptorBase):
+    """Turns a RosterError into a gRPC status with its sentence; hides anything else."""
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        behaviour = handler.unary_unary
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return behaviour(request, context)
+            except RosterError as err:
+                log.info("%s refused: %s", method, err)
+                context.abort(status_code_for(err), str(err))
+            except Exception:
+                log.exception("%s failed", method)
+                context.abort(grpc.StatusCode.INTERNAL, "internal error; see the rosterd log")
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def user_message(user: User, groups: Iterable[str]) -> admin_pb2.User:
+    return admin_pb2.User(
+        id=user.id,
+        name=user.name,
+        uid=user.uid,
+        gid=user.gid,
+        full_name=user.gecos,
+        home=user.home,
+        shell=user.shell,
+        locked=user.locked,
+        external_id=user.external_id or "",
+        groups=sorted(groups),
+        created=_stamp(user.created),
+        modified=_stamp(user.modified),
+    )
+
+
+def group_message(group: Group) -> admin_pb2.Group:
+    return admin_pb2.Group(
+        id=group.id,
+        name=group.name,
+        gid=group.gid,
+        members=list(group.member_names),
+        user_private=group.private_for_user_id is not None,
+        external_id=group.external_id or "",
+        created=_stamp(group.created),
+        modified=_stamp(group.modified),
+    )
+
+
+class AdminService(admin_pb2_grpc.RosterAdminServicer):
+    def __init__(
+        self, accounts: Accounts, lookups: LookupServer, index: LookupIndex, cfg: config.Config
+    ) -> None:
+        self._accounts = accounts
+        self._lookups = lookups
+        self._index = index
+        self._cfg = cfg
+        self._started = datetime.now(UTC)
+
+    def _groups_of(self, user_name: str) -> list[str]:
+        return [g.name for g in self._accounts.list_groups() if user_name in g.member_names]
+
+    def _user_reply(self, user: User) -> admin_pb2.User:
+        return user_message(user, self._groups_of(user.name))
+
+    def AddUser(self, request: Any, context: Any) -> admin_pb2.User:
+        user = self._accounts.add_user(
+            request.name,
+            uid=request.uid if request.HasField("uid") else None,
+            gid=request.gid if request.HasField("gid") else None,
+            full_name=request.full_name,
+            home=request.home or None,
+            shell=request.shell or None,
+            groups=tuple(request.groups),
+        )
+        return self._user_reply(user)
+
+    def GetUser(self, request: Any, context: Any) -> admin_pb2.User:
+        return self._user_reply(self._accounts.get_user(request.name))
+
+    def ListUsers(self, request: Any, context: Any) -> admin_pb2.ListUsersResponse:
+        groups_of: dict[str, list[str]] = collections.defaultdict(list)
+        for group in self._accounts.list_groups():
+            for member in group.member_names:
+                groups_of[member].append(group.name)
+        users = [user_message(u, groups_of[u.name]) for u in self._accounts.list_users()]
+        return admin_pb2.ListUsersResponse(users=users)
+
+    def LockUser(self, request: Any, context: Any) -> admin_pb2.User:
+        return self._user_reply(self._accounts.lock_user(request.name))
+
+    def UnlockUser(self, request: Any, context: Any) -> admin_pb2.User:
+        return self._user_reply(self._accounts.unlock_user(request.name))
+
+    def DeleteUser(self, request: Any, context: Any) -> admin_pb2.User:
+        return user_message(self._accounts.delete_user(request.name), ())
+
+    def AddGroup(self, request: Any, context: Any) -> admin_pb2.Group:
+        gid = request.gid if request.HasField("gid") else None
+        return group_message(self._accounts.add_group(request.name, gid=gid))
+
+    def GetGroup(self, request: Any, context: Any) -> admin_pb2.Group:
+        return group_message(self._accounts.get_group(request.name))
+
+    def ListGroups(self, request: Any, context: Any) -> admin_pb2.ListGroupsResponse:
+        return admin_pb2.ListGroupsResponse(
+            groups=[group_message(g) for g in self._accounts.list_groups()]
+        )
+
+    def DeleteGroup(self, request: Any, context: Any) -> admin_pb2.Group:
+        return group_message(self._accounts.delete_group(request.name))
+
+    def AddGroupMember(self, request: Any, context: Any) -> admin_pb2.Group:
+        return group_message(self._accounts.add_member(request.group, request.user))
+
+    def RemoveGroupMember(self, request: Any, context: Any) -> admin_pb2.Group:
+        return group_message(self._accounts.remove_member(request.group, request.user))
+
+    def GetStatus(self, request: Any, context: Any) -> admin_pb2.Status:
+        users = self._accounts.list_users()
+        _, group_count = self._index.counts()
+        from rosterd.lookup import _VERSION
+
+        return admin_pb2.Status(
+            version=_VERSION,
+            users=len(users),
+            locked_users=sum(1 for u in users if not u.active),
+            groups=group_count,
+            started=_stamp(self._started),
+            database=str(self._cfg.paths.state_dir / "rosterd.db"),
+            nss_socket=str(self._cfg.paths.runtime_dir / "nss.sock"),
+            lookups_served=self._lookups.lookups_served,
+            lookup_connections=self._lookups.open_connections,
+            warnings=list(WARNINGS.messages),
+        )
+
+
+def _secure_socket(path: Path, admin_group: str) -> None:
+    """Gives admin.sock to root (0600) or to root and the admin group (0660)."""
+    if not admin_group:
+        os.chmod(path, 0o600)
+        return
+    gid = HostFiles().group_id(admin_group)
+    if gid is None:
+        raise RosterError(
+            f"admin.group {admin_group!r} is not a group in /etc/group "
+            "(create it with groupadd, or set admin.group to an existing group)"
+        )
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+
+
+def start_server(
+    accounts: Accounts,
+    lookups: LookupServer,
+    index: LookupIndex,
+    cfg: config.Config,
+    *,
+    socket_path: Path,
+) -> grpc.Server:
+    try:
+        socket_path.unlink()
+    except FileNotFoundError:
+        pass
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=ADMIN_WORKERS, thread_name_prefix="admin"),
+        interceptors=[_RefusalInterceptor()],
+    )
+    admin_pb2_grpc.add_RosterAdminServicer_to_server(
+        AdminService(accounts, lookups, index, cfg), server
+    )
+    # The process umask (0077) makes the socket 0600 from the moment it exists;
+    # _secure_socket then widens it to the admin group only if one is configured.
+    server.add_insecure_port(f"unix:{socket_path}")
+    server.start()
+    _secure_socket(socket_path, cfg.admin.group)
+    return server

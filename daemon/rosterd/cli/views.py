@@ -1,0 +1,95 @@
+"""The result records rosterctl prints: built from API messages, rendered by render.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+_HIDDEN_IN_TABLES: dict[str, Any] = {"column": False}
+
+
+@dataclass(frozen=True)
+class UserView:
+    name: str
+    uid: int
+    gid: int
+    full_name: str
+    home: str
+    shell: str
+    locked: bool
+    groups: list[str]
+    id: str = field(metadata=_HIDDEN_IN_TABLES)
+    external_id: str = field(metadata=_HIDDEN_IN_TABLES)
+    created: str = field(metadata=_HIDDEN_IN_TABLES)
+    modified: str = field(metadata=_HIDDEN_IN_TABLES)
+
+    @classmethod
+    def of(cls, message: Any) -> UserView:
+        return cls(
+            name=message.name,
+            uid=message.uid,
+            gid=message.gid,
+            full_name=message.full_name,
+            home=message.home,
+            shell=message.shell,
+            locked=message.locked,
+            groups=list(message.groups),
+            id=message.id,
+            external_id=message.external_id,
+            created=message.created,
+            modified=message.modified,
+        )
+
+
+@dataclass(frozen=True)
+class GroupView:
+    name: str
+    gid: int
+    members: list[str]
+    user_private: bool
+    id: str = field(metadata=_HIDDEN_IN_TABLES)
+    external_id: str = field(metadata=_HIDDEN_IN_TABLES)
+    created: str = field(metadata=_HIDDEN_IN_TABLES)
+    modified: str = field(metadata=_HIDDEN_IN_TABLES)
+
+    @classmethod
+    def of(cls, message: Any) -> GroupView:
+        return cls(
+            name=message.name,
+            gid=message.gid,
+            members=list(message.members),
+            user_private=message.user_private,
+            id=message.id,
+            external_id=message.external_id,
+            created=message.created,
+            modified=message.modified,
+        )
+
+
+@dataclass(frozen=True)
+class StatusView:
+    version: str
+    started: str
+    users: int
+    locked_users: int
+    groups: int
+    database: str
+    nss_socket: str
+    lookups_served: int
+    lookup_connections: int
+    warnings: list[str]
+
+    @classmethod
+    def of(cls, message: Any) -> StatusView:
+        return cls(
+            version=message.version,
+            started=message.started,
+            users=message.users,
+            locked_users=message.locked_users,
+            groups=message.groups,
+            database=message.database,
+            nss_socket=message.nss_socket,
+            lookups_served=message.lookups_served,
+            lookup_connections=message.lookup_connections,
+            warnings=list(message.warnings),
+        )

@@ -1,0 +1,171 @@
+"""Runs rosterd: wires the store, the lookup service and the admin API, and lives until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from rosterd import admin, config
+from rosterd.accounts import Accounts
+from rosterd.errors import ConfigError, RosterError
+from rosterd.hostfiles import HostFiles
+from rosterd.ids import IdAllocator
+from rosterd.lookup import LookupIndex, LookupServer
+from rosterd.store import Store
+
+log = logging.getLogger("rosterd")
+
+# The NSS module answers UNAVAIL at once in any process that has this set, so
+# nothing in the daemon (nor a library it calls) can resolve a name through its
+# own socket and deadlock (proto/nss-wire.md, "Client behaviour").
+NSS_DISABLE_ENV = "ROSTERD_NSS_DISABLE"
+SHUTDOWN_GRACE_S = 3.0
+
+
+def _setup_logging(level: str) -> None:
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    handler: logging.Handler
+    if _stderr_is_journal():
+        from systemd.journal import JournalHandler
+
+        handler = JournalHandler(SYSLOG_IDENTIFIER="rosterd")
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.addHandler(admin.WARNINGS)
+
+
+def _stderr_is_journal() -> bool:
+    # systemd.exec(5): JOURNAL_STREAM names the device and inode of the journal
+    # stream our stderr is connected to, when it is.
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in stream.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
+
+
+def _notify(state: str) -> None:
+    """Tells systemd about our state; a notification that cannot be sent never stops us."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return
+    from systemd import daemon as sd
+
+    try:
+        sd.notify(state)
+    except OSError as err:
+        log.debug("cannot notify systemd (%s): %s", state.split("\n")[0], err)
+
+
+def _lock_state_dir(state_dir: Path) -> TextIO:
+    """Holds an exclusive lock for the daemon's life: one rosterd per state directory."""
+    handle = open(state_dir / "rosterd.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RosterError(
+            f"another rosterd is already running on {state_dir} "
+            "(stop it first, or give this one another paths.state_dir)"
+        ) from None
+    return handle
+
+
+def _prepare_dirs(cfg: config.Config) -> None:
+    cfg.paths.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # The runtime directory must be traversable by every local user: nss.sock is
+    # for all of them, while admin.sock keeps its own restrictive mode.
+    cfg.paths.runtime_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(cfg.paths.runtime_dir, 0o755)  # noqa: S103 - see above
+
+
+def serve(cfg: config.Config, stop: threading.Event) -> None:
+    """Starts every service, reports READY to systemd and returns once `stop` is set."""
+    started = time.monotonic()
+    _prepare_dirs(cfg)
+    lock = _lock_state_dir(cfg.paths.state_dir)
+    store = Store.open_sqlite(cfg.paths.state_dir / "rosterd.db")
+    index = LookupIndex()
+    accounts = Accounts(
+        store, cfg, HostFiles(), IdAllocator.from_store(store, cfg), on_change=index.apply
+    )
+    users, groups = accounts.snapshot()
+    index.load(users, groups)
+    lookups = LookupServer(index, cfg.paths.runtime_dir / "nss.sock")
+    lookups.bind()
+    lookups.start()
+    admin_server = admin.start_server(
+        accounts, lookups, index, cfg, socket_path=cfg.paths.runtime_dir / "admin.sock"
+    )
+    log.info(
+        "ready in %.2f s: %d users, %d groups; lookups on %s",
+        time.monotonic() - started, len(users), len(groups), cfg.paths.runtime_dir / "nss.sock",
+    )
+    _notify(f"READY=1\nSTATUS=serving {len(users)} users, {len(groups)} groups")
+    try:
+        stop.wait()
+    finally:
+        _notify("STOPPING=1")
+        log.info("stopping")
+        admin_server.stop(grace=SHUTDOWN_GRACE_S).wait()
+        lookups.stop()
+        store.close()
+        lock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rosterd", description="Holds provisioned POSIX users and groups and answers lookups."
+    )
+    parser.add_argument(
+        "--config", type=Path,
+        help="config file (default: $ROSTERD_CONFIG or /etc/rosterd/rosterd.toml)",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"],
+        help="least severe messages to log (default: info)",
+    )
+    args = parser.parse_args(argv)
+    os.environ[NSS_DISABLE_ENV] = "1"
+    os.umask(0o077)
+    try:
+        cfg = config.load_config(args.config)
+    except ConfigError as err:
+        print(f"rosterd: {err}", file=sys.stderr)
+        return 1
+    _setup_logging(args.log_level)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        serve(cfg, stop)
+    except RosterError as err:
+        log.error("%s", err)
+        return 1
+    except OSError as err:
+        log.error("cannot start: %s", err)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
