@@ -23,7 +23,7 @@ def run_in_view(
     nss_module: str = "roster",
     env: Mapping[str, str] | None = None,
     timeout: float = 30,
-    input: str | None = None,  # noqa: A002 - mirrors subprocess.run
+    input: str | None = None,
     keep: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Runs argv with nsswitch.conf reading `files <nss_module>` for passwd, group and shadow."""

@@ -258,7 +258,7 @@ def test_a_bad_home_or_shell_is_refused(accounts: Accounts, home: str | None,
 
 
 def test_a_home_under_home_root_and_a_shell_are_kept(accounts: Accounts) -> None:
-    alice = accounts.add_user(  # noqa: S604 - a login shell, not a subprocess
+    alice = accounts.add_user(
         "alice", home="/home/team//alice/", shell="/usr/bin/zsh")
     assert (alice.home, alice.shell) == ("/home/team/alice", "/usr/bin/zsh")
 
@@ -330,7 +330,7 @@ def test_locking_an_unknown_user_is_not_found(accounts: Accounts) -> None:
 
 def test_updating_a_user_sanitises_and_checks_like_adding(accounts: Accounts) -> None:
     accounts.add_user("alice")
-    alice = accounts.update_user(  # noqa: S604 - a login shell, not a subprocess
+    alice = accounts.update_user(
         "alice", full_name="New\nName", shell="/bin/zsh")
     assert (alice.gecos, alice.shell) == ("New Name", "/bin/zsh")
     assert isinstance(refusal(accounts.update_user, "alice", home="/tmp/x"), InvalidValue)

@@ -21,7 +21,7 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def make_user(name: str, uid: int, gid: int | None = None) -> User:
-    return User(  # noqa: S604 - a login shell, not a subprocess
+    return User(
         id=new_id(), name=name, uid=uid, gid=uid if gid is None else gid, gecos="",
                 home=f"/home/{name}", shell="/bin/sh", locked=False, external_id=None,
                 created=NOW, modified=NOW)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "daemon"))
 
-from rosterd import nss_wire  # noqa: E402
+from rosterd import nss_wire
 
 HERE = Path(__file__).resolve().parent
 
