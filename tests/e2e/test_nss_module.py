@@ -256,14 +256,8 @@ def fake_daemon(tmp_path: Path) -> Iterator[Callable[..., FakeDaemon]]:
         daemon.close()
 
 
-def _passwd(name: bytes, uid: int, gecos: bytes, home: bytes, login_shell: bytes) -> bytes:
-    """A passwd record (the shell by position: ruff's S604 takes `shell=` for Popen's)."""
-    fields = {"name": name, "uid": uid, "gid": uid, "gecos": gecos, "home": home,
-              "shell": login_shell}
-    return nss_wire.encode_passwd(**fields)  # type: ignore[arg-type]
-
-
-_ALICE = _passwd(b"alice", 20000, b"", b"/home/alice", b"/bin/bash")
+_ALICE = nss_wire.encode_passwd(name=b"alice", uid=20000, gid=20000, gecos=b"",
+                                home=b"/home/alice", shell=b"/bin/bash")
 
 
 def _header(version: int, status: int, length: int) -> bytes:
@@ -308,7 +302,8 @@ def test_a_daemon_that_is_busy_says_try_again(fake_daemon: Callable[..., FakeDae
 
 def test_enumeration_walks_every_page_by_cursor(fake_daemon: Callable[..., FakeDaemon]) -> None:
     """Three pages of two users; the cursor is opaque, so use odd values."""
-    users = [_passwd(f"u{i}".encode(), 30000 + i, b"x" * (i * 50), b"/h", b"/bin/sh")
+    users = [nss_wire.encode_passwd(name=f"u{i}".encode(), uid=30000 + i, gid=30000 + i,
+                                    gecos=b"x" * (i * 50), home=b"/h", shell=b"/bin/sh")
              for i in range(6)]
     pages = {0: (users[0:2], 777), 777: (users[2:4], 12345), 12345: (users[4:6], 0)}
     asked: list[int] = []

@@ -67,14 +67,8 @@ def test_every_truncation_and_corruption_of_a_vector_is_decoded_or_rejected_safe
     assert "variants decoded or rejected" in result.stdout
 
 
-def _passwd(name: bytes, uid: int, gecos: bytes, home: bytes, login_shell: bytes) -> bytes:
-    """A passwd record (the shell by position: ruff's S604 takes `shell=` for Popen's)."""
-    fields = {"name": name, "uid": uid, "gid": uid, "gecos": gecos, "home": home,
-              "shell": login_shell}
-    return nss_wire.encode_passwd(**fields)  # type: ignore[arg-type]
-
-
-_ALICE = _passwd(b"alice", 20000, b"Alice", b"/home/alice", b"/bin/bash")
+_ALICE = nss_wire.encode_passwd(name=b"alice", uid=20000, gid=20000, gecos=b"Alice",
+                                home=b"/home/alice", shell=b"/bin/bash")
 _GROUP_HEAD = struct.pack("<I", 20100) + nss_wire.encode_string(b"g") + nss_wire.encode_string(b"x")
 
 # Hostile bytes beyond the shared vectors, each of which the C decoder must reject.
@@ -120,7 +114,8 @@ def test_extreme_values_decode_exactly(tmp_path: Path) -> None:
     assert result.stdout == "old:!*:19000:0:99999:7:-2147483648:2147483647:\n"
 
     long_gecos = b"g" * 0xFFFF
-    passwd = _passwd(b"big", 4294967295, long_gecos, b"/", b"/bin/sh")
+    passwd = nss_wire.encode_passwd(name=b"big", uid=4294967295, gid=4294967295,
+                                    gecos=long_gecos, home=b"/", shell=b"/bin/sh")
     (tmp_path / "passwd.bin").write_bytes(passwd)
     result = _decode("passwd", tmp_path / "passwd.bin")
     assert result.returncode == 0, result.stdout + result.stderr
