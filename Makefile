@@ -30,7 +30,7 @@ proto: $(GENERATED)/admin_pb2.py
 
 $(GENERATED)/admin_pb2.py: proto/admin.proto $(VENV)/.installed
 	@mkdir -p $(GENERATED)
-	$(VPY) -m grpc_tools.protoc -Irosterd/_generated=proto \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VPY) -m grpc_tools.protoc -Irosterd/_generated=proto \
 		--python_out=daemon --grpc_python_out=daemon \
 		--mypy_out=daemon --mypy_grpc_out=daemon proto/admin.proto
 	@touch $(GENERATED)/__init__.py
