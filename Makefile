@@ -1,7 +1,9 @@
 # rosterd: `make run` and `make test` are the whole set-up on a fresh Debian or
 # Ubuntu host (see README.md). Other targets: build, lint, bench, lock, clean.
 
-PYTHON      ?= python3
+# The distribution's interpreter: the daemon may run as an unprivileged user, who
+# must be able to execute it (a pyenv or per-user Python under a private home is not).
+PYTHON      ?= /usr/bin/python3
 VENV        := .venv
 VPY         := $(VENV)/bin/python
 NATIVE_OUT  := $(CURDIR)/build/native
