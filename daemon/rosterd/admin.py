@@ -33,6 +33,7 @@ from rosterd.errors import (
 from rosterd.hostfiles import HostFiles
 from rosterd.lookup import LookupIndex, LookupServer
 from rosterd.model import Group, User
+from rosterd.tokens import TokenInfo, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,17 @@ def group_message(group: Group) -> admin_pb2.Group:
 
 class AdminService(admin_pb2_grpc.RosterAdminServicer):
     def __init__(
-        self, accounts: Accounts, lookups: LookupServer, index: LookupIndex, cfg: config.Config
+        self,
+        accounts: Accounts,
+        tokens: TokenStore,
+        lookups: LookupServer,
+        index: LookupIndex,
+        cfg: config.Config,
+        https_url: str,
     ) -> None:
         self._accounts = accounts
+        self._tokens = tokens
+        self._https_url = https_url
         self._lookups = lookups
         self._index = index
         self._cfg = cfg
@@ -210,6 +219,19 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
     def RemoveGroupMember(self, request: Any, context: Any) -> admin_pb2.Group:
         return group_message(self._accounts.remove_member(request.group, request.user))
 
+    def GenerateToken(self, request: Any, context: Any) -> admin_pb2.GeneratedToken:
+        secret = self._tokens.generate(request.label)
+        (info,) = [t for t in self._tokens.list() if t.label == request.label]
+        return admin_pb2.GeneratedToken(token=token_message(info), secret=secret)
+
+    def ListTokens(self, request: Any, context: Any) -> admin_pb2.ListTokensResponse:
+        return admin_pb2.ListTokensResponse(
+            tokens=[token_message(t) for t in self._tokens.list()]
+        )
+
+    def RevokeToken(self, request: Any, context: Any) -> admin_pb2.Token:
+        return token_message(self._tokens.revoke(request.label))
+
     def GetStatus(self, request: Any, context: Any) -> admin_pb2.Status:
         users = self._accounts.list_users()
         _, group_count = self._index.counts()
@@ -226,11 +248,26 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
             lookups_served=self._lookups.lookups_served,
             lookup_connections=self._lookups.open_connections,
             warnings=list(WARNINGS.messages),
+            token_labels=[t.label for t in self._tokens.list()],
+            https_url=self._https_url,
         )
 
 
+def token_message(info: TokenInfo) -> admin_pb2.Token:
+    return admin_pb2.Token(
+        label=info.label,
+        created=_stamp(info.created),
+        last_used=_stamp(info.last_used) if info.last_used else "",
+        last_used_from=info.last_used_from or "",
+    )
+
+
 def _secure_socket(path: Path, admin_group: str) -> None:
-    """Gives admin.sock to root (0600) or to root and the admin group (0660)."""
+    """Gives admin.sock to its owner (0600) or to its owner and the admin group (0660).
+
+    Root may always connect. The owner is the user rosterd runs as: root, or the
+    unprivileged account of the packaged service.
+    """
     if not admin_group:
         os.chmod(path, 0o600)
         return
@@ -240,17 +277,25 @@ def _secure_socket(path: Path, admin_group: str) -> None:
             f"admin.group {admin_group!r} is not a group in /etc/group "
             "(create it with groupadd, or set admin.group to an existing group)"
         )
-    os.chown(path, 0, gid)
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        raise RosterError(
+            f"rosterd (UID {os.geteuid()}) cannot give admin.sock to group {admin_group!r}: "
+            "it must run as root or as a member of that group"
+        ) from None
     os.chmod(path, 0o660)
 
 
 def start_server(
     accounts: Accounts,
+    tokens: TokenStore,
     lookups: LookupServer,
     index: LookupIndex,
     cfg: config.Config,
     *,
     socket_path: Path,
+    https_url: str,
 ) -> grpc.Server:
     try:
         socket_path.unlink()
@@ -261,7 +306,7 @@ def start_server(
         interceptors=[_RefusalInterceptor()],
     )
     admin_pb2_grpc.add_RosterAdminServicer_to_server(
-        AdminService(accounts, lookups, index, cfg), server
+        AdminService(accounts, tokens, lookups, index, cfg, https_url), server
     )
     # The process umask (0077) makes the socket 0600 from the moment it exists;
     # _secure_socket then widens it to the admin group only if one is configured.

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 
 from rosterd import config
-from rosterd.cli import group, status, user
+from rosterd.cli import group, status, token, user
 from rosterd.cli.client import AdminClient, Refused
 from rosterd.cli.render import render
 from rosterd.errors import ConfigError
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     nouns = parser.add_subparsers(dest="noun", metavar="COMMAND", required=True)
     user.register(nouns)
     group.register(nouns)
+    token.register(nouns)
     status.register(nouns)
     return parser
 
@@ -50,7 +51,8 @@ def _load_config(path: Path | None) -> config.Config:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    subject = [getattr(args, k) for k in ("group", "name", "user") if getattr(args, k, None)]
+    subject = [getattr(args, k) for k in ("group", "name", "user", "label")
+               if getattr(args, k, None)]
     command = " ".join([*args.command_words, *subject])
     try:
         cfg = _load_config(args.config)

@@ -54,4 +54,7 @@ def render(result: Any, *, as_json: bool) -> str:
         return json.dumps(_plain(result), indent=2, sort_keys=False)
     if isinstance(result, list):
         return _table(result)
+    plain_text = getattr(result, "plain_text", None)
+    if callable(plain_text):  # a result with one plain-text form, e.g. a new token
+        return str(plain_text())
     return _record(result)

@@ -67,6 +67,30 @@ class GroupView:
 
 
 @dataclass(frozen=True)
+class TokenView:
+    label: str
+    created: str
+    last_used: str
+    last_used_from: str
+
+    @classmethod
+    def of(cls, message: Any) -> TokenView:
+        return cls(label=message.label, created=message.created, last_used=message.last_used,
+                   last_used_from=message.last_used_from)
+
+
+@dataclass(frozen=True)
+class GeneratedTokenView:
+    """Rendered for people as the bare token alone (CONTRACT.md), so `$(...)` captures it."""
+
+    secret: str
+    token: TokenView
+
+    def plain_text(self) -> str:
+        return self.secret
+
+
+@dataclass(frozen=True)
 class StatusView:
     version: str
     started: str
@@ -77,6 +101,8 @@ class StatusView:
     nss_socket: str
     lookups_served: int
     lookup_connections: int
+    https_url: str
+    token_labels: list[str]
     warnings: list[str]
 
     @classmethod
@@ -91,5 +117,7 @@ class StatusView:
             nss_socket=message.nss_socket,
             lookups_served=message.lookups_served,
             lookup_connections=message.lookup_connections,
+            https_url=message.https_url,
+            token_labels=list(message.token_labels),
             warnings=list(message.warnings),
         )
