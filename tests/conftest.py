@@ -44,8 +44,8 @@ def start_rosterd() -> Iterator[Callable[..., Rosterd]]:
     """Starts a rosterd with extra config sections; stopped and removed after the test."""
     started: list[Rosterd] = []
 
-    def start(config: dict[str, dict[str, Any]] | None = None) -> Rosterd:
-        daemon = make_rosterd(config)
+    def start(config: dict[str, dict[str, Any]] | None = None, *, https: bool = False) -> Rosterd:
+        daemon = make_rosterd(config, https=https)
         started.append(daemon)
         daemon.start()
         return daemon
@@ -57,5 +57,11 @@ def start_rosterd() -> Iterator[Callable[..., Rosterd]]:
 
 @pytest.fixture
 def rosterd(start_rosterd: Callable[..., Rosterd]) -> Rosterd:
-    """A running rosterd with default provisioning (UIDs from 20000)."""
+    """A running rosterd with default provisioning (UIDs from 20000), no HTTPS listener."""
     return start_rosterd()
+
+
+@pytest.fixture
+def https_rosterd(start_rosterd: Callable[..., Rosterd]) -> Rosterd:
+    """A running rosterd serving SCIM over HTTPS with a test CA, as an unprivileged user."""
+    return start_rosterd(https=True)

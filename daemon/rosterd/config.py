@@ -59,7 +59,7 @@ def _shell(value: str) -> str | None:
 
 
 def _listen(value: str) -> str | None:
-    if _split_listen(value) is None:
+    if split_listen(value) is None:
         return (
             f"must be HOST:PORT with a port from 1 to 65535, such as 0.0.0.0:8443 "
             f"or [::1]:8443, not {value!r}"
@@ -67,7 +67,7 @@ def _listen(value: str) -> str | None:
     return None
 
 
-def _split_listen(value: str) -> tuple[str, int] | None:
+def split_listen(value: str) -> tuple[str, int] | None:
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([A-Za-z0-9_.-]+):(\d{1,5})", value)
     if match is None:
         return None
@@ -85,7 +85,7 @@ def _split_listen(value: str) -> tuple[str, int] | None:
 
 def listen_is_loopback(listen: str) -> bool:
     """Whether an http.listen value binds only to a loopback address."""
-    split = _split_listen(listen)
+    split = split_listen(listen)
     if split is None:
         return False
     host = split[0]

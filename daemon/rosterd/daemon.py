@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import logging
 import os
@@ -14,13 +15,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from rosterd import admin, config
+from rosterd import admin, config, http
 from rosterd.accounts import Accounts
 from rosterd.errors import ConfigError, RosterError
 from rosterd.hostfiles import HostFiles
 from rosterd.ids import IdAllocator
 from rosterd.lookup import LookupIndex, LookupServer
 from rosterd.store import Store
+from rosterd.tokens import TokenStore
 
 log = logging.getLogger("rosterd")
 
@@ -71,6 +73,11 @@ def _notify(state: str) -> None:
         log.debug("cannot notify systemd (%s): %s", state.split("\n")[0], err)
 
 
+def _say_stopping() -> None:
+    _notify("STOPPING=1")
+    log.info("stopping")
+
+
 def _lock_state_dir(state_dir: Path) -> TextIO:
     """Holds an exclusive lock for the daemon's life: one rosterd per state directory."""
     handle = open(state_dir / "rosterd.lock", "a+")
@@ -95,35 +102,46 @@ def _prepare_dirs(cfg: config.Config) -> None:
 def serve(cfg: config.Config, stop: threading.Event) -> None:
     """Starts every service, reports READY to systemd and returns once `stop` is set."""
     started = time.monotonic()
+    serve_https = http.listener_needed(cfg)
+    if serve_https:
+        http.check_can_listen(cfg)
     _prepare_dirs(cfg)
-    lock = _lock_state_dir(cfg.paths.state_dir)
-    store = Store.open_sqlite(cfg.paths.state_dir / "rosterd.db")
-    index = LookupIndex()
-    accounts = Accounts(
-        store, cfg, HostFiles(), IdAllocator.from_store(store, cfg), on_change=index.apply
-    )
-    users, groups = accounts.snapshot()
-    index.load(users, groups)
-    lookups = LookupServer(index, cfg.paths.runtime_dir / "nss.sock")
-    lookups.bind()
-    lookups.start()
-    admin_server = admin.start_server(
-        accounts, lookups, index, cfg, socket_path=cfg.paths.runtime_dir / "admin.sock"
-    )
-    log.info(
-        "ready in %.2f s: %d users, %d groups; lookups on %s",
-        time.monotonic() - started, len(users), len(groups), cfg.paths.runtime_dir / "nss.sock",
-    )
-    _notify(f"READY=1\nSTATUS=serving {len(users)} users, {len(groups)} groups")
-    try:
+    with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(_lock_state_dir(cfg.paths.state_dir))
+        store = Store.open_sqlite(cfg.paths.state_dir / "rosterd.db")
+        cleanup.callback(store.close)
+        index = LookupIndex()
+        accounts = Accounts(
+            store, cfg, HostFiles(), IdAllocator.from_store(store, cfg), on_change=index.apply
+        )
+        tokens = TokenStore(store)
+        users, groups = accounts.snapshot()
+        index.load(users, groups)
+
+        lookups = LookupServer(index, cfg.paths.runtime_dir / "nss.sock")
+        lookups.bind()
+        cleanup.callback(lookups.stop)
+        lookups.start()
+        https_url = http.public_base_url(cfg) if serve_https else ""
+        admin_server = admin.start_server(
+            accounts, tokens, lookups, index, cfg,
+            socket_path=cfg.paths.runtime_dir / "admin.sock", https_url=https_url,
+        )
+        cleanup.callback(lambda: admin_server.stop(grace=SHUTDOWN_GRACE_S).wait())
+        if serve_https:
+            listener = http.HttpsListener(cfg, http.build_app(cfg, accounts, tokens))
+            cleanup.callback(listener.stop)
+            listener.start()
+        cleanup.callback(_say_stopping)  # runs first on the way out, before anything closes
+
+        log.info(
+            "ready in %.2f s: %d users, %d groups; lookups on %s%s",
+            time.monotonic() - started, len(users), len(groups),
+            cfg.paths.runtime_dir / "nss.sock",
+            f"; SCIM at {https_url}/scim/v2" if serve_https and cfg.scim.enabled else "",
+        )
+        _notify(f"READY=1\nSTATUS=serving {len(users)} users, {len(groups)} groups")
         stop.wait()
-    finally:
-        _notify("STOPPING=1")
-        log.info("stopping")
-        admin_server.stop(grace=SHUTDOWN_GRACE_S).wait()
-        lookups.stop()
-        store.close()
-        lock.close()
 
 
 def main(argv: list[str] | None = None) -> int:

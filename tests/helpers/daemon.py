@@ -17,6 +17,17 @@ from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 60.0
+# rosterd refuses to serve HTTPS as root, so a daemon with its listener on runs
+# as nobody, as the packaged service runs as its own unprivileged user.
+UNPRIVILEGED_UID = 65534
+UNPRIVILEGED_GID = 65534
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _toml_value(value: Any) -> str:
@@ -49,6 +60,25 @@ class Rosterd:
     home_root: Path
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
+    https_port: int | None = None
+    ca: Any = None  # trustme.CA that signed the server's certificate, when HTTPS is on
+
+    @property
+    def base_url(self) -> str:
+        assert self.https_port is not None, "start_rosterd(https=True) for an HTTPS daemon"
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def scim_url(self) -> str:
+        return f"{self.base_url}/scim/v2"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.pem"
+
+    def new_token(self, label: str = "test client") -> str:
+        """A fresh SCIM bearer token, made the way an admin makes one."""
+        return self.ctl("token", "generate", label).stdout.strip()
 
     def __post_init__(self) -> None:
         self.log_path = self.root / "rosterd.log"
@@ -75,11 +105,15 @@ class Rosterd:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         notify.bind(str(notify_path))
         env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), **(extra_env or {}))
+        identity: dict[str, Any] = {}
+        if self.https_port is not None:
+            notify_path.chmod(0o777)
+            identity = {"user": UNPRIVILEGED_UID, "group": UNPRIVILEGED_GID, "extra_groups": []}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(VENV_BIN / "rosterd"), "--config", str(self.config_path),
                  "--log-level", "debug"],
-                stdout=log, stderr=log, env=env,
+                stdout=log, stderr=log, env=env, **identity,
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
         try:
@@ -130,10 +164,14 @@ class Rosterd:
         return result
 
 
-def make_rosterd(config: Mapping[str, Mapping[str, Any]] | None = None) -> Rosterd:
+def make_rosterd(
+    config: Mapping[str, Mapping[str, Any]] | None = None, *, https: bool = False
+) -> Rosterd:
     """Lays out a rosterd's directories and config (not started).
 
-    Paths live under a short /tmp directory: a Unix socket path must fit in 108 bytes.
+    Paths live under a short /tmp directory: a Unix socket path must fit in 108
+    bytes. With `https`, the daemon gets a certificate from a test CA (trustme)
+    and a free loopback port, and runs as an unprivileged user.
     """
     root = Path(tempfile.mkdtemp(prefix="rd-", dir="/tmp"))
     daemon = Rosterd(
@@ -148,11 +186,41 @@ def make_rosterd(config: Mapping[str, Mapping[str, Any]] | None = None) -> Roste
         # Well clear of the host's own accounts (1000 and up on most machines).
         "provisioning": {"start_uid": 20000, "start_gid": 20000,
                          "home_root": str(daemon.home_root)},
+        "scim": {"enabled": https},
     }
+    if https:
+        _prepare_https(daemon, sections)
     for section, keys in (config or {}).items():
         sections.setdefault(section, {}).update(keys)
     write_config(daemon.config_path, sections)
     return daemon
+
+
+def _prepare_https(daemon: Rosterd, sections: dict[str, dict[str, Any]]) -> None:
+    import trustme
+
+    daemon.ca = trustme.CA()
+    daemon.ca.cert_pem.write_to_path(str(daemon.ca_file))
+    server_cert = daemon.ca.issue_cert("localhost", "127.0.0.1")
+    tls = daemon.root / "tls"
+    tls.mkdir()
+    server_cert.cert_chain_pems[0].write_to_path(str(tls / "cert.pem"))
+    for pem in server_cert.cert_chain_pems[1:]:
+        pem.write_to_path(str(tls / "cert.pem"), append=True)
+    server_cert.private_key_pem.write_to_path(str(tls / "key.pem"))
+    daemon.https_port = free_port()
+    sections["http"] = {
+        "listen": f"127.0.0.1:{daemon.https_port}",
+        "tls_cert": str(tls / "cert.pem"),
+        "tls_key": str(tls / "key.pem"),
+    }
+    # The unprivileged daemon must reach its config and key and own its state.
+    daemon.root.chmod(0o755)
+    for directory in (daemon.state_dir, daemon.runtime_dir):
+        directory.mkdir()
+    for path in (tls / "key.pem", daemon.state_dir, daemon.runtime_dir):
+        os.chown(path, UNPRIVILEGED_UID, UNPRIVILEGED_GID)
+    (tls / "key.pem").chmod(0o600)
 
 
 def remove_rosterd(daemon: Rosterd) -> None:
