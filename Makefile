@@ -1,5 +1,5 @@
 # rosterd: `make run` and `make test` are the whole set-up on a fresh Debian or
-# Ubuntu host (see README.md). Other targets: build, lint, bench, lock, clean.
+# Ubuntu host (see README.md). Other targets: build, docs, bench, lock, clean.
 
 # The distribution's interpreter: the daemon may run as an unprivileged user, who
 # must be able to execute it (a pyenv or per-user Python under a private home is not).
@@ -11,7 +11,7 @@ GENERATED   := daemon/rosterd/_generated
 DEV_DIR     := .dev
 DEV_CONFIG  := $(DEV_DIR)/rosterd.toml
 
-.PHONY: build run test lint bench lock clean system-deps native proto
+.PHONY: build run test lint bench lock clean system-deps native proto docs
 
 build: system-deps $(VENV)/.installed proto native
 
@@ -47,6 +47,10 @@ test: build
 	$(VENV)/bin/ruff check daemon tests bench
 	$(VENV)/bin/mypy daemon/rosterd
 	$(VENV)/bin/pytest tests
+
+# Documents generated from the code, so they are never written twice.
+docs: build
+	$(VPY) -m rosterd.config --reference > docs/reference/config.md
 
 bench: build
 	$(VPY) bench/run.py
