@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from rosterd.errors import InvalidValue, NameTaken, NotFound
 from rosterd.store import Store
 from rosterd.tokens import FAILURES_BEFORE_SLOWDOWN, TOKEN_PREFIX, TokenStore
