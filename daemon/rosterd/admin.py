@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from rosterd import config
+from rosterd import __version__, config
 from rosterd._generated import admin_pb2, admin_pb2_grpc
 from rosterd.accounts import Accounts
 from rosterd.errors import (
@@ -235,10 +235,8 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
     def GetStatus(self, request: Any, context: Any) -> admin_pb2.Status:
         users = self._accounts.list_users()
         _, group_count = self._index.counts()
-        from rosterd.lookup import _VERSION
-
         return admin_pb2.Status(
-            version=_VERSION,
+            version=__version__,
             users=len(users),
             locked_users=sum(1 for u in users if not u.active),
             groups=group_count,
