@@ -40,6 +40,7 @@ enum wire_kind {
     WIRE_GETPWENT = 7,
     WIRE_GETGRENT = 8,
     WIRE_PING = 9,
+    WIRE_ACCOUNT = 10, /* not a libc call: pam_roster's one question */
 };
 
 /* Reply statuses. */
@@ -87,6 +88,15 @@ struct wire_group_view {
 struct wire_shadow_view {
     struct wire_str name, passwd;
     int32_t lstchg, min, max, warn, inact, expire;
+};
+
+/* An ACCOUNT reply: whether the account may sign in, the host's home settings
+ * (rosterd's [provisioning]) and the user's passwd record. */
+struct wire_account_view {
+    uint8_t active;     /* 0 or 1 */
+    uint32_t home_mode; /* permission bits, at most 07777 */
+    struct wire_str home_root, skel_dir;
+    struct wire_passwd_view passwd;
 };
 
 static inline struct wire_cursor wire_cursor_of(const void *bytes, size_t len)
@@ -244,6 +254,23 @@ static inline int wire_read_shadow(struct wire_cursor *cur, struct wire_shadow_v
         wire_take_i32(&c, &v->inact) || wire_take_i32(&c, &v->expire))
         return WIRE_MALFORMED;
     *cur = c;
+    return WIRE_OK;
+}
+
+/* A whole ACCOUNT payload: u8 active, u32 home_mode, str home_root, str
+ * skel_dir, one passwd record, no trailing bytes. */
+static inline int wire_read_account(const void *bytes, size_t len, struct wire_account_view *v)
+{
+    struct wire_cursor c = wire_cursor_of(bytes, len);
+    if (c.left < 1)
+        return WIRE_MALFORMED;
+    v->active = c.next[0];
+    c.next++;
+    c.left--;
+    if (v->active > 1 || wire_take_u32(&c, &v->home_mode) || v->home_mode > 07777 ||
+        wire_take_str(&c, &v->home_root) || wire_take_str(&c, &v->skel_dir) ||
+        wire_read_passwd(&c, &v->passwd) || c.left != 0)
+        return WIRE_MALFORMED;
     return WIRE_OK;
 }
 

@@ -110,7 +110,7 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         cleanup.enter_context(_lock_state_dir(cfg.paths.state_dir))
         store = Store.open_sqlite(cfg.paths.state_dir / "rosterd.db")
         cleanup.callback(store.close)
-        index = LookupIndex()
+        index = LookupIndex(cfg.provisioning)
         accounts = Accounts(
             store, cfg, HostFiles(), IdAllocator.from_store(store, cfg), on_change=index.apply
         )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rosterd import nss_wire
+from rosterd.config import ProvisioningConfig
 from rosterd.model import Change, Group, User
 from rosterd.nss_wire import Kind, Status, WireError
 
@@ -58,6 +59,7 @@ class _IndexedUser:
     uid: int
     passwd_reply: bytes
     shadow_reply: bytes
+    account_reply: bytes
     passwd_record: bytes
 
 
@@ -73,7 +75,10 @@ class _IndexedGroup:
 class LookupIndex:
     """Users and groups keyed every way glibc asks for them, as ready-to-send replies."""
 
-    def __init__(self) -> None:
+    def __init__(self, provisioning: ProvisioningConfig | None = None) -> None:
+        # ACCOUNT replies carry the host's home settings, so pam_roster reads the
+        # skeleton and mode from rosterd's one config file rather than its own.
+        self._provisioning = provisioning if provisioning is not None else ProvisioningConfig()
         self._lock = threading.Lock()
         self._users_by_id: dict[str, _IndexedUser] = {}
         self._users_by_name: dict[bytes, _IndexedUser] = {}
@@ -118,6 +123,13 @@ class LookupIndex:
             uid=user.uid,
             passwd_reply=_ok(record),
             shadow_reply=_ok(nss_wire.encode_shadow(name=name, locked=not user.active)),
+            account_reply=_ok(nss_wire.encode_account(
+                active=user.active,
+                home_mode=self._provisioning.home_mode,
+                home_root=str(self._provisioning.home_root).encode(),
+                skel_dir=str(self._provisioning.skel_dir).encode(),
+                passwd_record=record,
+            )),
             passwd_record=record,
         )
         self._users_by_id[user.id] = entry
@@ -197,6 +209,13 @@ class LookupIndex:
                     return _DENIED
                 user = self._users_by_name.get(request.name)
                 return user.shadow_reply if user else _NOT_FOUND
+            if kind is Kind.ACCOUNT:
+                # PAM's account and session steps run as root (sshd's monitor, su,
+                # login); whether an account is locked is not every user's business.
+                if peer_uid != 0:
+                    return _DENIED
+                user = self._users_by_name.get(request.name)
+                return user.account_reply if user else _NOT_FOUND
             if kind is Kind.GETPWENT:
                 return _ok(self._page(self._sorted_uids, request.number, self._passwd_record))
             if kind is Kind.GETGRENT:

@@ -27,6 +27,7 @@ _U64 = struct.Struct("<Q")
 _PASSWD_IDS = struct.Struct("<II")
 _SHADOW_DAYS = struct.Struct("<iiiiii")
 _PAGE_HEAD = struct.Struct("<IQ")
+_ACCOUNT_HEAD = struct.Struct("<BI")
 
 
 class Kind(enum.IntEnum):
@@ -41,6 +42,7 @@ class Kind(enum.IntEnum):
     GETPWENT = 7
     GETGRENT = 8
     PING = 9
+    ACCOUNT = 10  # not a libc call: pam_roster's one question (pam/README.md)
 
 
 class Status(enum.IntEnum):
@@ -52,7 +54,9 @@ class Status(enum.IntEnum):
     TRY_AGAIN = 5
 
 
-NAME_KINDS = frozenset({Kind.GETPWNAM, Kind.GETGRNAM, Kind.INITGROUPS, Kind.GETSPNAM})
+NAME_KINDS = frozenset(
+    {Kind.GETPWNAM, Kind.GETGRNAM, Kind.INITGROUPS, Kind.GETSPNAM, Kind.ACCOUNT}
+)
 ID_KINDS = frozenset({Kind.GETPWUID, Kind.GETGRGID})
 CURSOR_KINDS = frozenset({Kind.GETPWENT, Kind.GETGRENT})
 
@@ -107,6 +111,20 @@ def encode_shadow(*, name: bytes, locked: bool) -> bytes:
     # prefix is shadow(5)'s convention for a locked account.
     password = b"!*" if locked else b"*"
     return encode_string(name) + encode_string(password) + _SHADOW_DAYS.pack(-1, -1, -1, -1, -1, -1)
+
+
+def encode_account(
+    *, active: bool, home_mode: int, home_root: bytes, skel_dir: bytes, passwd_record: bytes
+) -> bytes:
+    """An ACCOUNT reply payload: what pam_roster needs to decide and to make the home."""
+    return b"".join(
+        (
+            _ACCOUNT_HEAD.pack(1 if active else 0, home_mode),
+            encode_string(home_root),
+            encode_string(skel_dir),
+            passwd_record,
+        )
+    )
 
 
 def encode_gid_list(gids: Iterable[int]) -> bytes:
@@ -252,6 +270,37 @@ def decode_group(data: bytes) -> GroupRecord:
     if not reader.done():
         raise WireError("trailing bytes after group record")
     return record
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    active: bool
+    home_mode: int
+    home_root: bytes
+    skel_dir: bytes
+    passwd: PasswdRecord
+
+    def text(self) -> str:
+        """The form wire_decode prints (tests/wire_vectors/account-*.expected)."""
+        head = (f"active {int(self.active)} home_mode {self.home_mode:04o} "
+                f"home_root {self.home_root.decode('utf-8', 'replace')} "
+                f"skel_dir {self.skel_dir.decode('utf-8', 'replace')}")
+        return f"{head}\n{self.passwd.line()}"
+
+
+def decode_account(data: bytes) -> AccountRecord:
+    reader = _Reader(data)
+    active_byte = reader.take(1)[0]
+    if active_byte > 1:
+        raise WireError(f"active must be 0 or 1, not {active_byte}")
+    home_mode = reader.u32()
+    if home_mode > 0o7777:
+        raise WireError(f"home_mode {home_mode:o} is not a permission mode")
+    home_root, skel_dir = reader.string(), reader.string()
+    record = _read_passwd(reader)
+    if not reader.done():
+        raise WireError("trailing bytes after account record")
+    return AccountRecord(bool(active_byte), home_mode, home_root, skel_dir, record)
 
 
 def decode_gid_list(data: bytes) -> list[int]:

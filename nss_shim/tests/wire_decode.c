@@ -3,7 +3,7 @@
  *   wire_decode KIND FILE          print the decoding, or "error" (exit 1) if rejected
  *   wire_decode --mutate KIND FILE decode every truncation and many corruptions of FILE
  *
- * KIND is passwd, group, shadow, initgroups, pwpage or grpage. Besides printing,
+ * KIND is passwd, group, shadow, initgroups, pwpage, grpage or account. Besides printing,
  * every accepted record is decoded again into every smaller buffer (each its own
  * exact-size allocation, so valgrind or ASan sees any overrun), which must give
  * WIRE_BUFFER_TOO_SMALL, and groups into misaligned buffers, whose gr_mem must
@@ -184,6 +184,16 @@ static int decode(const char *kind, const uint8_t *bytes, size_t len)
         if (count > 0 && !quiet)
             printf("\n");
         return 0;
+    }
+    if (strcmp(kind, "account") == 0) {
+        struct wire_account_view v;
+        if (wire_read_account(bytes, len, &v) != WIRE_OK)
+            return 1;
+        if (!quiet)
+            printf("active %u home_mode %04o home_root %.*s skel_dir %.*s\n", (unsigned)v.active,
+                   (unsigned)v.home_mode, (int)v.home_root.len, (const char *)v.home_root.bytes,
+                   (int)v.skel_dir.len, (const char *)v.skel_dir.bytes);
+        return emit_passwd(&v.passwd);
     }
     if (strcmp(kind, "pwpage") == 0 || strcmp(kind, "grpage") == 0) {
         uint16_t page_kind = kind[0] == 'p' ? WIRE_GETPWENT : WIRE_GETGRENT;

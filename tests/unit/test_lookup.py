@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from rosterd import lookup, nss_wire
+from rosterd.config import ProvisioningConfig
 from rosterd.lookup import LookupIndex, LookupServer
 from rosterd.model import Change, Group, User
 from rosterd.nss_wire import Kind, Status
@@ -112,6 +113,40 @@ def test_shadow_is_for_root_only_and_shows_a_locked_account(server: LookupServer
         code = _ask(server, Kind.GETSPNAM, name=b"bob")[0]
         os._exit(0 if code == Status.PERMISSION_DENIED else 1)
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_account_is_for_root_only_and_carries_the_home_settings(server: LookupServer) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to be a uid-0 peer")
+    status, payload = _ask(server, Kind.ACCOUNT, name=b"bob")
+    assert status == Status.OK
+    account = nss_wire.decode_account(payload)
+    assert (account.active, account.home_mode) == (False, 0o700)
+    assert (account.home_root, account.skel_dir) == (b"/home", b"/etc/skel")
+    assert account.passwd.line() == "bob:x:20001:20001:Bob:/home/bob:/bin/bash"
+    assert nss_wire.decode_account(_ask(server, Kind.ACCOUNT, name=b"alice")[1]).active
+    assert _ask(server, Kind.ACCOUNT, name=b"nobody-here")[0] == Status.NOT_FOUND
+    pid = os.fork()
+    if pid == 0:  # an unprivileged peer
+        os.setuid(65534)
+        code = _ask(server, Kind.ACCOUNT, name=b"alice")[0]
+        os._exit(0 if code == Status.PERMISSION_DENIED else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_account_replies_use_the_provisioning_settings_given() -> None:
+    settings = ProvisioningConfig(home_root=Path("/srv/homes"), skel_dir=Path("/opt/skel"),
+                                  home_mode=0o750)
+    idx = LookupIndex(settings)
+    idx.load([_user("alice", 20000)], [])
+    reply = idx.answer(nss_wire.Request(Kind.ACCOUNT, name=b"alice"), 0)
+    account = nss_wire.decode_account(reply[8:])
+    assert (account.home_mode, account.home_root, account.skel_dir) == (
+        0o750, b"/srv/homes", b"/opt/skel")
+    locked = dataclasses.replace(_user("alice", 20000), locked=True)
+    idx.apply(Change(users_upserted=[locked]))
+    reply = idx.answer(nss_wire.Request(Kind.ACCOUNT, name=b"alice"), 0)
+    assert not nss_wire.decode_account(reply[8:]).active
 
 
 def test_enumeration_pages_through_100000_users_in_uid_order() -> None:

@@ -21,6 +21,8 @@ def _decode_as_text(name: str, data: bytes) -> str:
         return nss_wire.decode_group(data).line()
     if kind == "initgroups":
         return " ".join(str(g) for g in nss_wire.decode_gid_list(data))
+    if kind == "account":
+        return nss_wire.decode_account(data).text()
     if kind in ("pwpage", "grpage"):
         decode = nss_wire.decode_passwd_page if kind == "pwpage" else nss_wire.decode_group_page
         records, cursor = decode(data)

@@ -2,7 +2,7 @@
 
 Each vector is `<record kind>-<case>.bin` with the expected decoding beside it in
 `<same name>.expected`: the getent-style line(s), or `error` for bytes a decoder
-must reject. Record kinds: passwd, group, shadow, initgroups, pwpage, grpage.
+must reject. Record kinds: passwd, group, shadow, initgroups, pwpage, grpage, account.
 tests/unit/test_nss_wire.py fails if the Python encoder no longer produces
 these bytes; tests/unit/test_wire_c_decoder.py runs the C decoder over them.
 """
@@ -35,6 +35,10 @@ def vectors() -> dict[str, tuple[bytes, str]]:
     staff = nss_wire.encode_group(name=b"analysts", gid=20100,
                                   members=[b"alice", b"bob", b"zoe"])
     empty_group = nss_wire.encode_group(name=b"alice", gid=20000, members=[])
+    account = nss_wire.encode_account(active=True, home_mode=0o700, home_root=b"/home",
+                                      skel_dir=b"/etc/skel", passwd_record=alice)
+    locked = nss_wire.encode_account(active=False, home_mode=0o2750, home_root=b"/srv/homes",
+                                     skel_dir=b"", passwd_record=max_ids)
     nul_in_name = alice[:8] + struct.pack("<H", 5) + b"al\0ce" + alice[8 + 2 + 5:]
     return {
         "passwd-plain": (alice, "alice:x:20000:20000:Alice Liddell:/home/alice:/bin/bash"),
@@ -53,6 +57,15 @@ def vectors() -> dict[str, tuple[bytes, str]]:
                             "next_cursor 20002"),
         "grpage-last": (nss_wire.encode_page([staff], 0),
                         "analysts:x:20100:alice,bob,zoe\nnext_cursor 0"),
+        "account-active": (account, "active 1 home_mode 0700 home_root /home skel_dir /etc/skel\n"
+                           "alice:x:20000:20000:Alice Liddell:/home/alice:/bin/bash"),
+        "account-locked": (locked, "active 0 home_mode 2750 home_root /srv/homes skel_dir \n"
+                           "edge:x:4294967294:4294967294::/home/edge:/bin/sh"),
+        "account-bad-active-byte": (b"\x02" + account[1:], "error"),
+        "account-bad-mode": (account[:1] + struct.pack("<I", 0o10000) + account[5:], "error"),
+        "account-bad-truncated": (account[:-1], "error"),
+        "account-bad-trailing-bytes": (account + b"\0", "error"),
+        "account-bad-no-passwd": (account[:-len(alice)], "error"),
         "passwd-bad-truncated": (alice[:-3], "error"),
         "passwd-bad-length-past-end": (alice[:8] + struct.pack("<H", 60000) + alice[10:], "error"),
         "passwd-bad-nul-in-string": (nul_in_name, "error"),
