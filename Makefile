@@ -39,6 +39,7 @@ $(GENERATED)/admin_pb2.py: proto/admin.proto $(VENV)/.installed
 
 native:
 	$(MAKE) -C nss_shim OUT=$(NATIVE_OUT)
+	$(MAKE) -C pam OUT=$(NATIVE_OUT)
 
 run: build
 	@tools/dev-run.sh $(DEV_DIR)
