@@ -9,11 +9,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Literal
 
 import sqlalchemy as sa
 
 from rosterd.config import Config
-from rosterd.errors import Conflict, IdTaken, InUse, NameTaken, NotFound
+from rosterd.errors import (
+    Conflict,
+    IdTaken,
+    InUse,
+    InvalidValue,
+    NameTaken,
+    NotFound,
+    RosterError,
+)
 from rosterd.hostfiles import HostFiles
 from rosterd.ids import IdAllocator
 from rosterd.model import Change, Group, User
@@ -21,6 +30,7 @@ from rosterd.names import (
     check_home,
     check_name,
     check_shell,
+    derive_login_name,
     is_valid_name,
     sanitize_gecos,
     shown,
@@ -52,6 +62,41 @@ class NewUser:
     shell: str | None = None
     groups: tuple[str, ...] = ()
     external_id: str | None = None
+    user_name: str | None = None
+    scim_attributes: str | None = None
+    locked: bool = False
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """A person as an identity provider pushes them (SCIM): what a create or replace sets.
+
+    `uid`, `gid`, `home` and `shell` are None when the provider leaves them to rosterd.
+    """
+
+    user_name: str
+    external_id: str | None = None
+    active: bool = True
+    full_name: str = ""
+    attributes: str | None = None  # the provider's other attributes, JSON text kept verbatim
+    uid: int | None = None
+    gid: int | None = None
+    home: str | None = None
+    shell: str | None = None
+
+
+@dataclass(frozen=True)
+class DirectoryGroup:
+    """A group as an identity provider pushes it: its display name and members by user ID."""
+
+    display_name: str
+    external_id: str | None = None
+    member_ids: tuple[str, ...] = ()
+    gid: int | None = None
+
+
+class StaleVersion(RosterError):
+    """The caller's idea of the object's version is out of date (SCIM If-Match, RFC 7644 §3.14)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +277,8 @@ class Accounts:
         else:
             gid = primary.gid
         user = User(id=user_id, name=name, uid=uid, gid=gid, gecos=gecos, home=home, shell=shell,
-                    locked=False, external_id=spec.external_id, created=now, modified=now)
+                    locked=spec.locked, external_id=spec.external_id, created=now, modified=now,
+                    user_name=spec.user_name, scim_attributes=spec.scim_attributes)
         view.user_names.add(name)
         batch.users.append(user)
         batch.issued.append(("uid", uid, name))
@@ -343,64 +389,75 @@ class Accounts:
         """Deletes the user, its private group and its memberships; its IDs stay retired forever."""
         with self._writing() as (tx, changes):
             user = self._need_user(tx, name)
-            now = self._clock()
-            member_of = [g.id for g in tx.groups_of_user(user.id)]
-            private_group = tx.private_group_of(user.id)
-            private = [private_group] if private_group is not None else []
-            tx.retire_id("uid", user.uid, now)
-            for group in private:
-                tx.retire_id("gid", group.gid, now)
-            tx.delete_user(user.id)  # the private group and memberships cascade
-            tx.touch_groups(member_of, now)
-            changes.append(Change(users_removed=[user], groups_removed=private,
-                                  groups_upserted=tx.groups_by_ids(member_of)))
+            changes.append(self._delete_user(tx, user))
         log.info("deleted user %s; UID %d is retired", name, user.uid)
         return user
+
+    def _delete_user(self, tx: Transaction, user: User) -> Change:
+        now = self._clock()
+        member_of = [g.id for g in tx.groups_of_user(user.id)]
+        private_group = tx.private_group_of(user.id)
+        private = [private_group] if private_group is not None else []
+        tx.retire_id("uid", user.uid, now)
+        for group in private:
+            tx.retire_id("gid", group.gid, now)
+        tx.delete_user(user.id)  # the private group and memberships cascade
+        tx.touch_groups(member_of, now)
+        return Change(users_removed=[user], groups_removed=private,
+                      groups_upserted=tx.groups_by_ids(member_of))
 
     def add_group(self, name: str, *, gid: int | None = None,
                   external_id: str | None = None) -> Group:
         """Creates an empty group with the given or the next free GID."""
         with self._writing() as (tx, changes):
-            check_name(name, max_length=self._max_name, what="group name")
-            if self._host.group(name) is not None:
-                raise NameTaken(f"group name {name!r} is already used by a group in "
-                                f"{self._host.group_path}; choose another name")
-            if tx.group_by_name(name) is not None:
-                raise NameTaken(f"group name {name!r} is already taken by another rosterd group")
-            if external_id is not None and tx.group_by_external_id(external_id):
-                raise Conflict(f"external ID {shown(external_id)} already belongs to another "
-                               "rosterd group")
-            number = (self._allocator.claim_gid(gid) if gid is not None
-                      else self._allocator.next_gid())
-            now = self._clock()
-            group = Group(id=new_id(), name=name, gid=number, member_names=(),
-                          private_for_user_id=None, external_id=external_id,
-                          created=now, modified=now)
-            tx.issue_ids([("gid", number, name)], now)
-            tx.insert_groups([group])
+            group = self._insert_group(tx, name, gid=gid, external_id=external_id)
             changes.append(Change(groups_upserted=[group]))
-        log.info("added group %s (GID %d)", name, number)
+        log.info("added group %s (GID %d)", name, group.gid)
+        return group
+
+    def _insert_group(self, tx: Transaction, name: str, *, gid: int | None,
+                      external_id: str | None, display_name: str | None = None) -> Group:
+        check_name(name, max_length=self._max_name, what="group name")
+        if self._host.group(name) is not None:
+            raise NameTaken(f"group name {name!r} is already used by a group in "
+                            f"{self._host.group_path}; choose another name")
+        if tx.group_by_name(name) is not None:
+            raise NameTaken(f"group name {name!r} is already taken by another rosterd group")
+        if external_id is not None and tx.group_by_external_id(external_id):
+            raise Conflict(f"external ID {shown(external_id)} already belongs to another "
+                           "rosterd group")
+        number = (self._allocator.claim_gid(gid) if gid is not None
+                  else self._allocator.next_gid())
+        now = self._clock()
+        group = Group(id=new_id(), name=name, gid=number, member_names=(),
+                      private_for_user_id=None, external_id=external_id,
+                      created=now, modified=now, display_name=display_name)
+        tx.issue_ids([("gid", number, name)], now)
+        tx.insert_groups([group])
         return group
 
     def delete_group(self, name: str) -> Group:
         """Deletes a group that no user has as primary group; its GID stays retired forever."""
         with self._writing() as (tx, changes):
             group = self._need_group(tx, name)
-            if group.private_for_user_id is not None:
-                owner = tx.user_by_id(group.private_for_user_id)
-                raise InUse(f"group {name!r} is the private group of user "
-                            f"{owner.name if owner else name}; it is deleted with that user")
-            primary_of = tx.users_with_primary_gid(group.gid)
-            if primary_of:
-                listed = ", ".join(primary_of[:5]) + (" and others" if len(primary_of) > 5 else "")
-                raise InUse(f"group {name!r} is the primary group of {listed}; "
-                            "delete those users first")
-            now = self._clock()
-            tx.retire_id("gid", group.gid, now)
-            tx.delete_group(group.id)
-            changes.append(Change(groups_removed=[group]))
+            changes.append(self._delete_group(tx, group))
         log.info("deleted group %s; GID %d is retired", name, group.gid)
         return group
+
+    def _delete_group(self, tx: Transaction, group: Group) -> Change:
+        name = group.name
+        if group.private_for_user_id is not None:
+            owner = tx.user_by_id(group.private_for_user_id)
+            raise InUse(f"group {name!r} is the private group of user "
+                        f"{owner.name if owner else name}; it is deleted with that user")
+        primary_of = tx.users_with_primary_gid(group.gid)
+        if primary_of:
+            listed = ", ".join(primary_of[:5]) + (" and others" if len(primary_of) > 5 else "")
+            raise InUse(f"group {name!r} is the primary group of {listed}; "
+                        "delete those users first")
+        tx.retire_id("gid", group.gid, self._clock())
+        tx.delete_group(group.id)
+        return Change(groups_removed=[group])
 
     def add_member(self, group_name: str, user_name: str) -> Group:
         """Makes the user a member of the group; adding a member again changes nothing."""
@@ -425,7 +482,189 @@ class Accounts:
                  "to" if add else "from", group_name)
         return fresh
 
+    # Writes from an identity provider (SCIM). Objects are addressed by their ID, the
+    # SCIM `id`; login and group names are derived once and never follow a rename, so
+    # files on disk and sudoers lines keep naming the same account.
+
+    def _login_name_held(self, tx: Transaction, name: str) -> bool:
+        # A user's private group takes its name, so a group of that name blocks it too.
+        return (self._host.user(name) is not None or self._host.group(name) is not None
+                or tx.user_by_name(name) is not None or tx.group_by_name(name) is not None)
+
+    def _check_directory_user(self, tx: Transaction, entry: DirectoryUser,
+                              current: User | None) -> None:
+        holder = tx.user_by_user_name(entry.user_name)
+        if holder is not None and (current is None or holder.id != current.id):
+            raise NameTaken(f"userName {shown(entry.user_name)} is already held by the account "
+                            f"{holder.name} (userName is unique, ignoring case)")
+        if entry.external_id is not None:
+            owner = tx.user_by_external_id(entry.external_id)
+            if owner is not None and (current is None or owner.id != current.id):
+                raise Conflict(f"externalId {shown(entry.external_id)} already belongs to the "
+                               f"account {owner.name}")
+
+    def provision_user(self, entry: DirectoryUser, *,
+                       rule: Literal["whole", "local-part"]) -> User:
+        """Creates a pushed user, deriving its login name from userName by `rule`.
+
+        An account made earlier without a userName (by a first login) whose external
+        ID matches is adopted instead, so one person stays one account.
+        """
+        with self._writing() as (tx, changes):
+            if entry.external_id is not None:
+                adopted = tx.user_by_external_id(entry.external_id)
+                if adopted is not None and adopted.user_name is None:
+                    changes.append(self._set_directory_user(tx, adopted, entry))
+                    fresh = self._need_user_by_id(tx, adopted.id)
+                    log.info("userName %s adopted the existing account %s",
+                             shown(entry.user_name), adopted.name)
+                    return fresh
+            self._check_directory_user(tx, entry, None)
+            name = derive_login_name(entry.user_name, rule=rule, max_length=self._max_name,
+                                     taken=lambda candidate: self._login_name_held(tx, candidate))
+            spec = NewUser(name, entry.uid, entry.gid, entry.full_name, entry.home, entry.shell,
+                           external_id=entry.external_id, user_name=entry.user_name,
+                           scim_attributes=entry.attributes, locked=not entry.active)
+            now = self._clock()
+            batch = _Batch()
+            user = self._prepare_user(tx, _BatchView(tx, preload=False), spec, now, batch)
+            changes.append(self._insert(tx, batch, now))
+        log.info("provisioned user %s as %s (UID %d)", shown(entry.user_name), user.name, user.uid)
+        return user
+
+    def _set_directory_user(self, tx: Transaction, user: User, entry: DirectoryUser) -> Change:
+        prov = self._config.provisioning
+        if entry.uid is not None and entry.uid != user.uid:
+            raise InvalidValue(f"the UID of {user.name} is {user.uid} and cannot change")
+        if entry.gid is not None and entry.gid != user.gid:
+            raise InvalidValue(f"the GID of {user.name} is {user.gid} and cannot change")
+        self._check_directory_user(tx, entry, user)
+        values: dict[str, object] = {
+            "user_name": entry.user_name, "external_id": entry.external_id,
+            "scim_attributes": entry.attributes, "gecos": sanitize_gecos(entry.full_name),
+            "locked": not entry.active, "modified_at": self._clock(),
+        }
+        if entry.home is not None:
+            values["home"] = check_home(entry.home, home_root=PurePosixPath(prov.home_root))
+        if entry.shell is not None:
+            values["shell"] = check_shell(entry.shell)
+        tx.update_user(user.id, **values)
+        return Change(users_upserted=[self._need_user_by_id(tx, user.id)])
+
+    def replace_user(self, user_id: str, build: Callable[[User], DirectoryUser], *,
+                     expect_version: int | None = None) -> User:
+        """Replaces what the provider holds about a user with what `build(current)` returns.
+
+        `build` runs inside the write, on the current state, so a PATCH applied through
+        it is atomic and cannot lose a concurrent change.
+        """
+        with self._writing() as (tx, changes):
+            user = self._need_user_by_id(tx, user_id, expect_version)
+            changes.append(self._set_directory_user(tx, user, build(user)))
+            fresh = self._need_user_by_id(tx, user_id)
+        log.info("replaced user %s (%s)", fresh.name, "active" if fresh.active else "locked")
+        return fresh
+
+    def delete_user_by_id(self, user_id: str, *, expect_version: int | None = None) -> User:
+        """Deletes the user as delete_user does; its UID stays retired forever."""
+        with self._writing() as (tx, changes):
+            user = self._need_user_by_id(tx, user_id, expect_version)
+            changes.append(self._delete_user(tx, user))
+        log.info("deleted user %s; UID %d is retired", user.name, user.uid)
+        return user
+
+    def _resolve_members(self, tx: Transaction, member_ids: Iterable[str]) -> list[User]:
+        found = []
+        for member_id in dict.fromkeys(member_ids):
+            user = tx.user_by_id(member_id)
+            if user is None:
+                raise InvalidValue(f"member {shown(member_id)} is not a rosterd user: push the "
+                                   "user before adding it to a group")
+            found.append(user)
+        return found
+
+    def provision_group(self, entry: DirectoryGroup) -> Group:
+        """Creates a pushed group; its POSIX name is derived from the display name."""
+        with self._writing() as (tx, changes):
+            if entry.external_id is not None and tx.group_by_external_id(entry.external_id):
+                raise Conflict(f"externalId {shown(entry.external_id)} already belongs to "
+                               "another group")
+            members = self._resolve_members(tx, entry.member_ids)
+            name = derive_login_name(
+                entry.display_name, rule="whole", max_length=self._max_name, digit_prefix="g",
+                taken=lambda candidate: (self._host.group(candidate) is not None
+                                         or tx.group_by_name(candidate) is not None))
+            group = self._insert_group(tx, name, gid=entry.gid, external_id=entry.external_id,
+                                       display_name=entry.display_name)
+            tx.add_memberships((group.id, user.id) for user in members)
+            fresh = self._need_group_by_id(tx, group.id)
+            changes.append(Change(groups_upserted=[fresh]))
+        log.info("provisioned group %s as %s (GID %d)", shown(entry.display_name), name,
+                 group.gid)
+        return fresh
+
+    def replace_group(self, group_id: str,
+                      build: Callable[[Group, list[str]], DirectoryGroup], *,
+                      expect_version: int | None = None) -> Group:
+        """Sets a group's display name, external ID and members to `build(current, member_ids)`."""
+        with self._writing() as (tx, changes):
+            group = self._need_group_by_id(tx, group_id, expect_version)
+            current = [member[0] for member in tx.members_of([group.id]).get(group.id, [])]
+            entry = build(group, current)
+            if entry.gid is not None and entry.gid != group.gid:
+                raise InvalidValue(f"the GID of group {group.name} is {group.gid} and cannot "
+                                   "change")
+            if entry.external_id is not None:
+                owner = tx.group_by_external_id(entry.external_id)
+                if owner is not None and owner.id != group.id:
+                    raise Conflict(f"externalId {shown(entry.external_id)} already belongs to "
+                                   f"the group {owner.name}")
+            wanted = {user.id for user in self._resolve_members(tx, entry.member_ids)}
+            for member_id in set(current) - wanted:
+                tx.remove_membership(group.id, member_id)
+            tx.add_memberships((group.id, member_id) for member_id in wanted - set(current))
+            tx.update_group(group.id, display_name=entry.display_name,
+                            external_id=entry.external_id, modified_at=self._clock())
+            fresh = self._need_group_by_id(tx, group.id)
+            changes.append(Change(groups_upserted=[fresh]))
+        log.info("replaced group %s (%d members)", fresh.name, len(fresh.member_names))
+        return fresh
+
+    def delete_group_by_id(self, group_id: str, *, expect_version: int | None = None) -> Group:
+        """Deletes the group as delete_group does; its GID stays retired forever."""
+        with self._writing() as (tx, changes):
+            group = self._need_group_by_id(tx, group_id, expect_version)
+            changes.append(self._delete_group(tx, group))
+        log.info("deleted group %s; GID %d is retired", group.name, group.gid)
+        return group
+
     # Reading
+
+    @contextmanager
+    def reading(self) -> Iterator[Transaction]:
+        """One consistent read of the store (for SCIM's queries)."""
+        with self._store.read() as tx:
+            yield tx
+
+    def _need_user_by_id(self, tx: Transaction, user_id: str,
+                         expect_version: int | None = None) -> User:
+        user = tx.user_by_id(user_id)
+        if user is None:
+            raise NotFound(f"no user has the ID {shown(user_id)}")
+        if expect_version is not None and user.version != expect_version:
+            raise StaleVersion(f"user {user.name} has changed since version {expect_version} "
+                               f"(it is at version {user.version}); read it again")
+        return user
+
+    def _need_group_by_id(self, tx: Transaction, group_id: str,
+                          expect_version: int | None = None) -> Group:
+        group = tx.group_by_id(group_id)
+        if group is None or group.user_private:
+            raise NotFound(f"no group has the ID {shown(group_id)}")
+        if expect_version is not None and group.version != expect_version:
+            raise StaleVersion(f"group {group.name} has changed since version {expect_version} "
+                               f"(it is at version {group.version}); read it again")
+        return group
 
     def _need_user(self, tx: Transaction, name: str) -> User:
         user = tx.user_by_name(name)

@@ -58,6 +58,12 @@ def _shell(value: str) -> str | None:
     return None
 
 
+def _login_name_rule(value: str) -> str | None:
+    if value not in ("whole", "local-part"):
+        return f'must be "local-part" or "whole", not {value!r}'
+    return None
+
+
 def _listen(value: str) -> str | None:
     if split_listen(value) is None:
         return (
@@ -172,6 +178,11 @@ KEYS: tuple[Key, ...] = (
         "URL under which clients reach this host; empty: https://<host name>:<port>.",
         check=_public_url),
     Key("scim", "enabled", "bool", True, "Serve SCIM 2.0 at <public_url>/scim/v2."),
+    Key("scim", "login_name_rule", "str", "local-part",
+        "How a pushed user's login name is derived from its SCIM userName: \"local-part\" "
+        "(the part before '@') or \"whole\"; then lower-cased, characters outside a-z 0-9 "
+        "_ . - replaced, cut to max_name_length, and suffixed -2, -3... when taken.",
+        check=_login_name_rule),
     Key("openid", "issuer", "str", "",
         "OpenID provider (HTTPS; discovery at /.well-known/openid-configuration); "
         "empty: OpenID login is off.", check=_https_url),
@@ -242,6 +253,7 @@ class HttpConfig:
 @dataclass(frozen=True)
 class ScimConfig:
     enabled: bool = True
+    login_name_rule: Literal["whole", "local-part"] = "local-part"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,11 @@ class User:
     external_id: str | None
     created: datetime
     modified: datetime
+    # SCIM's view (RFC 7643 §4.1): userName as sent (None for accounts made without
+    # SCIM), the other stored attributes as JSON text, and the meta.version counter.
+    user_name: str | None = None
+    scim_attributes: str | None = None
+    version: int = 1
 
     @property
     def active(self) -> bool:
@@ -49,6 +54,8 @@ class Group:
     external_id: str | None
     created: datetime
     modified: datetime
+    display_name: str | None = None  # SCIM displayName as sent; None: the group's name
+    version: int = 1
 
     @property
     def user_private(self) -> bool:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 5000
+# Rows per IN (...) list: SQLite allows 32766 bound parameters per statement.
+_IN_CHUNK = 10_000
 _WRITE_OPTION = "rosterd_write"
 
 
@@ -72,6 +74,10 @@ users = sa.Table(
     sa.Column("external_id", sa.Text, nullable=True, unique=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("modified_at", UtcDateTime, nullable=False),
+    sa.Column("user_name", sa.Text, nullable=True),
+    sa.Column("user_name_key", sa.Text, nullable=True, unique=True),
+    sa.Column("scim_attributes", sa.Text, nullable=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
 )
 
 groups = sa.Table(
@@ -84,6 +90,8 @@ groups = sa.Table(
     sa.Column("external_id", sa.Text, nullable=True, unique=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("modified_at", UtcDateTime, nullable=False),
+    sa.Column("display_name", sa.Text, nullable=True),
+    sa.Column("version", sa.BigInteger, nullable=False, server_default="1"),
 )
 
 memberships = sa.Table(
@@ -105,6 +113,11 @@ issued_ids = sa.Table(
 )
 
 
+def user_name_key(user_name: str | None) -> str | None:
+    """The key userName is unique by: case-folded, as RFC 7643 §4.1.1 has it caseExact false."""
+    return None if user_name is None else user_name.casefold()
+
+
 def new_id() -> str:
     """A fresh object ID (a random UUID, also the SCIM `id`)."""
     return str(uuid.uuid4())
@@ -114,7 +127,8 @@ def _user(row: sa.Row[Any]) -> User:
     return User(
         id=row.id, name=row.name, uid=row.uid, gid=row.gid, gecos=row.gecos, home=row.home,
         shell=row.shell, locked=bool(row.locked), external_id=row.external_id,
-        created=row.created_at, modified=row.modified_at,
+        created=row.created_at, modified=row.modified_at, user_name=row.user_name,
+        scim_attributes=row.scim_attributes, version=row.version,
     )
 
 
@@ -122,7 +136,8 @@ def _group(row: sa.Row[Any], members: Iterable[str]) -> Group:
     return Group(
         id=row.id, name=row.name, gid=row.gid, member_names=tuple(sorted(members)),
         private_for_user_id=row.private_for_user_id, external_id=row.external_id,
-        created=row.created_at, modified=row.modified_at,
+        created=row.created_at, modified=row.modified_at, display_name=row.display_name,
+        version=row.version,
     )
 
 
@@ -166,14 +181,54 @@ class Transaction:
         rows = [
             {"id": u.id, "name": u.name, "uid": u.uid, "gid": u.gid, "gecos": u.gecos,
              "home": u.home, "shell": u.shell, "locked": u.locked, "external_id": u.external_id,
-             "created_at": u.created, "modified_at": u.modified}
+             "created_at": u.created, "modified_at": u.modified, "user_name": u.user_name,
+             "user_name_key": user_name_key(u.user_name), "scim_attributes": u.scim_attributes,
+             "version": u.version}
             for u in new
         ]
         if rows:
             self.conn.execute(sa.insert(users), rows)
 
     def update_user(self, user_id: str, **values: object) -> None:
-        self.conn.execute(sa.update(users).where(users.c.id == user_id).values(**values))
+        """Sets column values and bumps the user's version (SCIM meta.version, RFC 7644 §3.14)."""
+        if "user_name" in values:
+            given = values["user_name"]
+            values["user_name_key"] = user_name_key(given if isinstance(given, str) else None)
+        self.conn.execute(sa.update(users).where(users.c.id == user_id).values(
+            version=users.c.version + 1, **values))
+
+    def user_by_user_name(self, user_name: str) -> User | None:
+        """The user whose SCIM userName equals `user_name` ignoring case (RFC 7643 §4.1.1)."""
+        return self._one_user(users.c.user_name_key == user_name_key(user_name))
+
+    def users_where(self, where: sa.ColumnElement[bool] | None = None, *, offset: int = 0,
+                    limit: int | None = None) -> list[User]:
+        """Users in SCIM's stable order (creation, then ID), optionally one page of them."""
+        query = sa.select(users).order_by(users.c.created_at, users.c.id)
+        if where is not None:
+            query = query.where(where)
+        query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_user(row) for row in self.conn.execute(query)]
+
+    def count_users(self) -> int:
+        return int(self.conn.execute(sa.select(sa.func.count()).select_from(users)).scalar_one())
+
+    def groups_of_users(self, user_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """(group ID, SCIM display name) of each user's shared groups, for SCIM's `groups`."""
+        wanted = list(set(user_ids))
+        found: dict[str, list[tuple[str, str]]] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = self.conn.execute(
+                sa.select(memberships.c.user_id, groups.c.id, groups.c.name, groups.c.display_name)
+                .join(groups, groups.c.id == memberships.c.group_id)
+                .where(memberships.c.user_id.in_(wanted[start:start + _IN_CHUNK]))
+                .order_by(groups.c.created_at, groups.c.id))
+            for row in rows:
+                found.setdefault(row.user_id, []).append(
+                    (row.id, row.display_name if row.display_name is not None else row.name))
+        return found
 
     def delete_user(self, user_id: str) -> None:
         """Deletes the user; its private group and memberships go with it (ON DELETE CASCADE)."""
@@ -244,17 +299,56 @@ class Transaction:
     def insert_groups(self, new: Iterable[Group]) -> None:
         rows = [
             {"id": g.id, "name": g.name, "gid": g.gid, "private_for_user_id": g.private_for_user_id,
-             "external_id": g.external_id, "created_at": g.created, "modified_at": g.modified}
+             "external_id": g.external_id, "created_at": g.created, "modified_at": g.modified,
+             "display_name": g.display_name, "version": g.version}
             for g in new
         ]
         if rows:
             self.conn.execute(sa.insert(groups), rows)
 
     def touch_groups(self, group_ids: Iterable[str], when: datetime) -> None:
+        """Marks the groups changed: new modified time and version (SCIM meta, RFC 7644 §3.14)."""
         wanted = list(set(group_ids))
         if wanted:
-            self.conn.execute(
-                sa.update(groups).where(groups.c.id.in_(wanted)).values(modified_at=when))
+            self.conn.execute(sa.update(groups).where(groups.c.id.in_(wanted)).values(
+                modified_at=when, version=groups.c.version + 1))
+
+    def update_group(self, group_id: str, **values: object) -> None:
+        """Sets column values and bumps the group's version."""
+        self.conn.execute(sa.update(groups).where(groups.c.id == group_id).values(
+            version=groups.c.version + 1, **values))
+
+    def shared_groups_where(self, where: sa.ColumnElement[bool] | None = None, *,
+                            offset: int = 0, limit: int | None = None) -> list[Group]:
+        """Groups that are not user private groups, in SCIM's stable order, with members."""
+        query = (sa.select(groups).where(groups.c.private_for_user_id.is_(None))
+                 .order_by(groups.c.created_at, groups.c.id))
+        if where is not None:
+            query = query.where(where)
+        query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        rows = list(self.conn.execute(query))
+        members = self.members_of([row.id for row in rows])
+        return [_group(row, (name for _, name, _ in members.get(row.id, ()))) for row in rows]
+
+    def count_shared_groups(self) -> int:
+        return int(self.conn.execute(sa.select(sa.func.count()).select_from(groups).where(
+            groups.c.private_for_user_id.is_(None))).scalar_one())
+
+    def members_of(self, group_ids: Iterable[str]) -> dict[str, list[tuple[str, str, str | None]]]:
+        """(user ID, login name, userName) of each group's members, in SCIM's stable order."""
+        wanted = list(set(group_ids))
+        found: dict[str, list[tuple[str, str, str | None]]] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = self.conn.execute(
+                sa.select(memberships.c.group_id, users.c.id, users.c.name, users.c.user_name)
+                .join(users, users.c.id == memberships.c.user_id)
+                .where(memberships.c.group_id.in_(wanted[start:start + _IN_CHUNK]))
+                .order_by(users.c.created_at, users.c.id))
+            for row in rows:
+                found.setdefault(row.group_id, []).append((row.id, row.name, row.user_name))
+        return found
 
     def delete_group(self, group_id: str) -> None:
         self.conn.execute(sa.delete(groups).where(groups.c.id == group_id))
