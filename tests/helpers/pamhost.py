@@ -124,6 +124,32 @@ class PamHost:
                            '&& chmod "$2" "$1"', "sh", path, f"{mode:o}"], input=text)
         assert result.returncode == 0, result.stderr
 
+    def enable_profile(self, profile: Path) -> None:
+        """Installs pam_roster as a package would and runs pam-auth-update with its profile.
+
+        /usr/share/pam-configs, /var/lib/pam (pam-auth-update's memory) and the
+        PAM module directory get overlays of their own first, so the profile and
+        the module land only in this namespace and the stack it writes into the
+        overlaid /etc/pam.d/common-* is exactly what a host would get.
+        """
+        script = r'''
+            set -e
+            modules=$(dirname "$(find /usr/lib /lib -name pam_unix.so -path '*/security/*' \
+                                  -print -quit)")
+            for d in /usr/share/pam-configs /var/lib/pam "$modules"; do
+                layer="$PAMHOST_DIR/layer$(echo "$d" | tr / _)"
+                mkdir -p "$layer/upper" "$layer/work"
+                mount -t overlay overlay \
+                    -o "lowerdir=$d,upperdir=$layer/upper,workdir=$layer/work" "$d"
+            done
+            cp "$1" /usr/share/pam-configs/roster
+            cp "$2" "$modules/pam_roster.so"
+            DEBIAN_FRONTEND=noninteractive pam-auth-update --package --enable roster
+        '''
+        result = self.run(["sh", "-c", script, "sh", str(profile), str(PAM_MODULE)],
+                          env={"PAMHOST_DIR": str(self.dir)})
+        assert result.returncode == 0, result.stdout + result.stderr
+
     def syslog(self) -> str:
         """Everything sent to /dev/log in the namespace so far."""
         path = self.dir / "syslog"
