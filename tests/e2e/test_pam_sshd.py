@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.daemon import Rosterd, free_port
-from tests.helpers.pamhost import NATIVE, PamHost
+from tests.helpers.pamhost import NATIVE, PamHost, service_file
+from tests.helpers.scim import POSIX, USER, scim_session
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "packaging" / "pam-configs" / "roster"
@@ -184,3 +185,34 @@ def test_an_ssh_login_of_a_local_user_is_untouched(daemon: Rosterd, host: PamHos
     assert result.returncode == 0, result.stderr + sshd.log.read_text()
     assert result.stdout.strip() == "/mnt/localperson"
     assert "pam_roster" not in host.syslog()
+
+
+def test_a_person_deactivated_over_scim_is_refused_by_sshd_and_pamtester(tmp_path: Path) -> None:
+    """The identity provider's PATCH active=false, as Entra ID sends it, shuts the person out."""
+    with scim_session() as scim:
+        created = scim.http.post("/Users", json={"schemas": [USER], "active": True,
+                                                 "userName": "dana@example.com"})
+        assert created.status_code == 201, created.text
+        person = created.json()
+        login = person[POSIX]["loginName"]
+        with PamHost(scim.daemon.nss_socket) as host:
+            host.enable_profile(PROFILE)
+            host.write("/etc/pam.d/rostertest", service_file())
+            server = Sshd(host, tmp_path)
+            try:
+                server.authorize(login)
+                first = server.ssh(login, "pwd")
+                assert first.returncode == 0, first.stderr + server.log.read_text()
+                assert first.stdout.strip() == str(scim.daemon.home_root / login)
+
+                off = scim.patch(f"/Users/{person['id']}",
+                                 {"op": "replace", "path": "active", "value": False})
+                assert off.status_code == 200 and off.json()["active"] is False, off.text
+
+                refused = server.ssh(login, "pwd")
+                assert refused.returncode == 255 and refused.stdout == ""
+                checked = host.run(["pamtester", "--verbose", "rostertest", login, "acct_mgmt"])
+                assert checked.returncode != 0
+                assert DEACTIVATED in checked.stderr
+            finally:
+                server.stop()
