@@ -94,18 +94,24 @@ def enumeration(source: RunningSource, users: int, driver: Path) -> Enumeration:
     return Enumeration(source.name, users, entries, float(figures["total_ms"]), getent_ms)
 
 
-def resident_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) of a process, from /proc/PID/status."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0])
+def resident_kib(pids: Sequence[int]) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak) from /proc/PID/status, summed over a daemon's processes."""
+    fields = {"VmRSS": 0, "VmHWM": 0}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in fields:
+                fields[name] += int(value.split()[0])
     return fields
 
 
-def floor(echo: Path, work: Path, iterations: int) -> list[Latency]:
-    """The echo exchange, kept connection and connect per call, in 1 and 2 threads."""
+def floor(echo: Path, work: Path, iterations: int, users: int) -> list[Latency]:
+    """The echo exchange, kept connection and connect per call, in 1 and 2 threads.
+
+    `users` only labels the rows: the floor is measured again just before each
+    population's rosterd case, so each is compared with a floor taken under the
+    same conditions on a shared machine.
+    """
     socket_path = work / "echo.sock"
     server = subprocess.Popen([str(echo), "serve", str(socket_path)], stdout=subprocess.PIPE,
                               stdin=subprocess.DEVNULL)
@@ -120,7 +126,7 @@ def floor(echo: Path, work: Path, iterations: int) -> list[Latency]:
                                       str(threads)], capture_output=True, text=True,
                                      timeout=DRIVER_TIMEOUT_S, check=False)
                 figures = _driver_json(run, f"echo_server {mode} x{threads}")
-                results.append(_latency("floor", 0, figures))
+                results.append(_latency("floor", users, figures))
                 print(f"  {mode:<8} {threads} thread(s): median {figures['median_us']} us, "
                       f"p99 {figures['p99_us']} us", flush=True)
         return results

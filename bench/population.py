@@ -51,7 +51,10 @@ def write_config(path: Path, state_dir: Path, runtime_dir: Path, home_root: Path
     path.write_text(
         f'[paths]\nstate_dir = "{state_dir}"\nruntime_dir = "{runtime_dir}"\n\n'
         f"[provisioning]\nstart_uid = {START_ID}\nstart_gid = {START_ID}\n"
-        f'home_root = "{home_root}"\n'
+        f'home_root = "{home_root}"\n\n'
+        # rosterd refuses to serve SCIM over the network as root; the benchmark
+        # runs it as root (for the namespaces) and needs only its lookups.
+        "[scim]\nenabled = false\n"
     )
 
 

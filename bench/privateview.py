@@ -3,15 +3,18 @@
 The namespace is held open by one idle process; commands and daemons enter it
 with nsenter. Files for /etc (nsswitch.conf, passwd copies, daemon configs) go
 into the overlay's upper layer before it is mounted, so nothing ever writes
-through to the host's /etc (the recipe of /work/shared/TESTING.md). /run and any
-other directories named get a fresh tmpfs inside the namespace, which also
-keeps glibc away from a host nscd's socket in /run/nscd.
+through to the host's /etc (the recipe of /work/shared/TESTING.md). Other
+directories can be overlaid too, with extra read-only layers on top of the
+host's (a package unpacked but not installed), writes again going to a
+temporary upper layer. /run and any other directories named get a fresh tmpfs,
+which also keeps glibc away from a host nscd's socket in /run/nscd.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shlex
 import signal
 import subprocess
 import time
@@ -21,40 +24,48 @@ from pathlib import Path
 READY_TIMEOUT_S = 10.0
 STOP_GRACE_S = 5.0
 
-# Runs as the namespace's first process: mounts, reports, then idles until killed.
-_HOLDER_SCRIPT = """
-set -e
-mount -t overlay overlay -o "lowerdir=/etc,upperdir=$1/upper,workdir=$1/work" /etc
-shift
-for dir in "$@"; do mount -t tmpfs -o mode=0755 tmpfs "$dir"; done
-echo ready
-exec sleep infinity
-"""
 
 
 class PrivateView:
     """One mount namespace: start() it, run or spawn commands in it, stop() it."""
 
     def __init__(self, root: Path, etc_files: Mapping[str, str], tmpfs: Sequence[str] = ("/run",),
-                 etc_modes: Mapping[str, int] | None = None) -> None:
+                 etc_modes: Mapping[str, int] | None = None,
+                 layers: Mapping[str, Sequence[Path]] | None = None) -> None:
+        """`layers` maps a directory to overlay (besides /etc) to read-only layers put above it."""
         self.root = root
         self._etc_files = etc_files
         self._etc_modes = etc_modes or {}
         self._tmpfs = tmpfs
+        self._layers: dict[str, Sequence[Path]] = {"/etc": (), **(layers or {})}
         self._holder: subprocess.Popen[bytes] | None = None
         self._spawned: list[subprocess.Popen[bytes]] = []
 
+    def _holder_script(self) -> str:
+        """The namespace's first process: mounts, reports, then idles until killed."""
+        lines = ["set -e"]
+        for index, (target, extra) in enumerate(self._layers.items()):
+            upper, work = self.root / f"upper{index}", self.root / f"work{index}"
+            upper.mkdir(parents=True, exist_ok=True)
+            work.mkdir(parents=True)
+            lower = ":".join([*map(str, extra), target])
+            options = shlex.quote(f"lowerdir={lower},upperdir={upper},workdir={work}")
+            lines.append(f"mount -t overlay overlay -o {options} {shlex.quote(target)}")
+        lines += [f"mount -t tmpfs -o mode=0755 tmpfs {shlex.quote(target)}"
+                  for target in self._tmpfs]
+        lines += ["echo ready", "exec sleep infinity"]
+        return "\n".join(lines)
+
     def start(self) -> None:
-        upper = self.root / "upper"
-        (self.root / "work").mkdir(parents=True)
+        etc_upper = self.root / "upper0"  # /etc is the first layer
         for relative, text in self._etc_files.items():
-            path = upper / relative
+            path = etc_upper / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
             os.chmod(path, self._etc_modes.get(relative, 0o644))
         self._holder = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--",
-             "sh", "-c", _HOLDER_SCRIPT, "holder", str(self.root), *self._tmpfs],
+             "sh", "-c", self._holder_script()],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         assert self._holder.stdout is not None and self._holder.stderr is not None
@@ -91,6 +102,10 @@ class PrivateView:
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         self._spawned.append(process)
         return process
+
+    def daemon_pids(self) -> list[int]:
+        """Every process running in the namespace but its idle holder."""
+        return _namespace_members(self.holder_pid)[:-1]
 
     def stop(self) -> None:
         """Ends every process in the namespace, by PID, then the namespace itself."""
