@@ -27,6 +27,7 @@
 static pthread_mutex_t cached_lock = PTHREAD_MUTEX_INITIALIZER;
 static int cached_fd = -1;
 static pid_t cached_pid;     /* the process that opened cached_fd */
+static uid_t cached_euid;    /* its effective uid then: what rosterd's SO_PEERCRED saw */
 static dev_t cached_dev;     /* identity of the socket, to recognise it after fork */
 static ino_t cached_ino;
 
@@ -238,6 +239,7 @@ static void remember_connection(int fd)
     struct stat st;
     cached_fd = fd;
     cached_pid = getpid();
+    cached_euid = geteuid();
     if (fstat(fd, &st) == 0) {
         cached_dev = st.st_dev;
         cached_ino = st.st_ino;
@@ -273,6 +275,10 @@ static int request_on_cached(const uint8_t *request, size_t request_len, int64_t
 {
     if (cached_fd >= 0 && cached_pid != getpid())
         forget_connection_after_fork();
+    /* The daemon judges root-only kinds (GETSPNAM, ACCOUNT) by the credentials
+     * taken at connect (SO_PEERCRED, socket(7)): after seteuid, reconnect. */
+    if (cached_fd >= 0 && cached_euid != geteuid())
+        drop_cached_connection();
 
     bool reused = cached_fd >= 0;
     if (!reused) {

@@ -149,10 +149,12 @@ static enum lookup ask_rosterd(pam_handle_t *pamh, const char *user, struct acco
     } else if (reply.status == WIRE_STATUS_NOT_FOUND) {
         result = NOT_MANAGED;
     } else if (reply.status == WIRE_STATUS_PERMISSION_DENIED) {
-        /* Only root may ask (proto/nss-wire.md): a service running its account
-         * step unprivileged (a screen locker) re-checks a login already made. */
-        pam_syslog(pamh, LOG_DEBUG, "rosterd answers ACCOUNT to root only; %s not checked", user);
-        result = NOT_ASKED;
+        /* Only root may ask (proto/nss-wire.md). A service running its account
+         * step unprivileged (a screen locker) cannot learn the answer: that is
+         * the unreachable case, and the `unreachable=` option decides. */
+        pam_syslog(pamh, LOG_INFO, "rosterd answers ACCOUNT to root only (euid %u); %s not "
+                   "checked", (unsigned)geteuid(), user);
+        result = UNREACHABLE;
     } else if (reply.status != WIRE_STATUS_OK) {
         pam_syslog(pamh, LOG_WARNING, "rosterd answered status %u about %s", reply.status, user);
         result = UNREACHABLE;

@@ -346,3 +346,30 @@ def test_python_pam_sees_the_same_flow(daemon: Rosterd, host: PamHost) -> None:
     assert refused["messages"] == [DEACTIVATED]
 
     assert python_pam(host, "root")["ok"] is True
+
+
+_EUID_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import pam
+    p = pam.pam()
+    os.seteuid(65534)  # asks as nobody first: rosterd answers PERMISSION_DENIED
+    first = p.authenticate(sys.argv[1], "", service=sys.argv[2], call_end=False)
+    os.seteuid(0)
+    # PAM_SILENT: python-pam's conversation is only valid inside authenticate().
+    again = p.pam_acct_mgmt(p.handle, 0x8000)
+    p.end()
+    print(first, again)
+""")
+
+
+def test_a_process_that_asked_as_a_user_is_answered_as_root_once_it_is_root(
+    daemon: Rosterd, host: PamHost
+) -> None:
+    """rosterd sees the uid of the connect (SO_PEERCRED): the client reconnects after seteuid."""
+    daemon.root.chmod(0o755)  # so that nobody reaches nss.sock and is told PERMISSION_DENIED
+    daemon.ctl("user", "add", "alice")
+    daemon.ctl("user", "lock", "alice")
+    result = host.run([sys.executable, "-c", _EUID_SCRIPT, "alice", SERVICE])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "6"]  # PAM_IGNORE as nobody; PAM_PERM_DENIED as root
+    assert "answers ACCOUNT to root only (euid 65534)" in host.syslog()

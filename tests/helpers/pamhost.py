@@ -67,9 +67,10 @@ exec sleep infinity
 
 # Receives syslog datagrams on /dev/log and appends one line each to a file.
 _SYSLOG_RECEIVER = r"""
-import socket, sys
+import os, socket, sys
 sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 sock.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)  # as syslog daemons do: every process may log
 with open(sys.argv[2], "ab", buffering=0) as out:
     while True:
         out.write(sock.recv(65536).rstrip(b"\0\n") + b"\n")
