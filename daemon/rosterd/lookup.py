@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rosterd import nss_wire
+from rosterd import __version__, nss_wire
 from rosterd.config import ProvisioningConfig
 from rosterd.model import Change, Group, User
 from rosterd.nss_wire import Kind, Status, WireError
@@ -220,7 +220,7 @@ class LookupIndex:
                 return _ok(self._page(self._sorted_uids, request.number, self._passwd_record))
             if kind is Kind.GETGRENT:
                 return _ok(self._page(self._sorted_gids, request.number, self._group_record))
-        return _ok(nss_wire.encode_string(_VERSION.encode()))  # Kind.PING
+        return _ok(nss_wire.encode_string(__version__.encode()))  # Kind.PING
 
     def _passwd_record(self, uid: int) -> bytes | None:
         user = self._users_by_uid.get(uid)
@@ -256,18 +256,6 @@ def _remove_sorted(sorted_ids: list[int], number: int) -> None:
     position = bisect.bisect_left(sorted_ids, number)
     if position < len(sorted_ids) and sorted_ids[position] == number:
         del sorted_ids[position]
-
-
-def _daemon_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("rosterd")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-_VERSION = _daemon_version()
 
 
 @dataclass(eq=False)
