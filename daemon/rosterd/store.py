@@ -9,6 +9,7 @@ synchronous=FULL, so a commit that returned survives a power cut
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -475,3 +476,39 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def _read_only(path: Path) -> Iterator[Connection]:
+    """A read-only connection for rosterctl doctor, which may run beside the daemon.
+
+    mode=ro writes nothing and never migrates; any WAL side files it creates as root
+    are handed to the database's owner, so the daemon can still open them.
+    """
+    owner = path.stat()
+    before = {s: path.with_name(path.name + s).exists() for s in ("-wal", "-shm")}
+    engine = sa.create_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+        for suffix, existed in before.items():
+            side = path.with_name(path.name + suffix)
+            if not existed and side.exists() and os.geteuid() == 0:
+                os.chown(side, owner.st_uid, owner.st_gid)
+
+
+def integrity_problems(path: Path) -> list[str]:
+    """What SQLite's PRAGMA integrity_check reports for the database at `path`; [] if sound."""
+    with _read_only(path) as conn:
+        rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA integrity_check")]
+    return [] if rows == ["ok"] else rows
+
+
+def read_names(path: Path) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(name, UID) of every user and (name, GID) of every group, read without migrating."""
+    with _read_only(path) as conn:
+        user_rows = conn.execute(sa.select(users.c.name, users.c.uid)).all()
+        group_rows = conn.execute(sa.select(groups.c.name, groups.c.gid)).all()
+    return ([(str(n), int(i)) for n, i in user_rows], [(str(n), int(i)) for n, i in group_rows])

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 
 from rosterd import config
-from rosterd.cli import group, status, token, user
+from rosterd.cli import doctor, group, status, token, user
 from rosterd.cli.client import AdminClient, Refused
 from rosterd.cli.render import render
 from rosterd.errors import ConfigError
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.register(nouns)
     token.register(nouns)
     status.register(nouns)
+    doctor.register(nouns)
     return parser
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"rosterctl: {err}", file=sys.stderr)
         return EXIT_FAILED
+    args.loaded_config = cfg
     client = AdminClient(cfg.paths.runtime_dir / "admin.sock")
     try:
         result = args.handler(client, args)
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
     print(render(result, as_json=args.json))
-    return EXIT_OK
+    # A result that reports failed checks (doctor) printed them all; the status says so.
+    return EXIT_FAILED if getattr(result, "failed", False) else EXIT_OK
 
 
 if __name__ == "__main__":
