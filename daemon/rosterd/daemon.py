@@ -73,6 +73,19 @@ def _notify(state: str) -> None:
         log.debug("cannot notify systemd (%s): %s", state.split("\n")[0], err)
 
 
+def _watchdog_interval() -> float | None:
+    """Half of the service's WatchdogSec, when systemd asks this process to feed it.
+
+    sd_watchdog_enabled(3): WATCHDOG_USEC is the timeout, WATCHDOG_PID (when set)
+    the process meant; feeding at half the timeout leaves room for a slow tick.
+    """
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2_000_000
+
+
 def _say_stopping() -> None:
     _notify("STOPPING=1")
     log.info("stopping")
@@ -123,13 +136,21 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         cleanup.callback(lookups.stop)
         lookups.start()
         https_url = http.public_base_url(cfg) if serve_https else ""
+        registrar = None
+        if cfg.openid.issuer:
+            from rosterd.openid.registrar import Registrar
+
+            registrar = Registrar.from_config(cfg, accounts)
+            cleanup.callback(registrar.provider.close)
+            registrar.provider.warm_up()
         admin_server = admin.start_server(
             accounts, tokens, lookups, index, cfg,
             socket_path=cfg.paths.runtime_dir / "admin.sock", https_url=https_url,
+            registrar=registrar,
         )
         cleanup.callback(lambda: admin_server.stop(grace=SHUTDOWN_GRACE_S).wait())
         if serve_https:
-            listener = http.HttpsListener(cfg, http.build_app(cfg, accounts, tokens))
+            listener = http.HttpsListener(cfg, http.build_app(cfg, accounts, tokens, registrar))
             cleanup.callback(listener.stop)
             listener.start()
         cleanup.callback(_say_stopping)  # runs first on the way out, before anything closes
@@ -141,7 +162,11 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
             f"; SCIM at {https_url}/scim/v2" if serve_https and cfg.scim.enabled else "",
         )
         _notify(f"READY=1\nSTATUS=serving {len(users)} users, {len(groups)} groups")
-        stop.wait()
+        interval = _watchdog_interval()
+        while not stop.wait(interval):
+            # A wedged lookup thread stops the feeding, so systemd restarts us.
+            if lookups.alive:
+                _notify("WATCHDOG=1")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -285,6 +285,11 @@ class LookupServer:
         self.lookups_served = 0
 
     @property
+    def alive(self) -> bool:
+        """Whether the lookup thread is running (the daemon feeds systemd's watchdog on it)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
     def open_connections(self) -> int:
         return len(self._connections)
 
