@@ -119,6 +119,18 @@ def user_name_key(user_name: str | None) -> str | None:
     return None if user_name is None else user_name.casefold()
 
 
+# SCIM clients' bearer tokens, as SHA-256 hashes only; rosterd.tokens reads and
+# writes this table (migration 0002).
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("label", sa.String(128), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("last_used_at", UtcDateTime, nullable=True),
+    sa.Column("last_used_from", sa.String(64), nullable=True),
+)
+
+
 def new_id() -> str:
     """A fresh object ID (a random UUID, also the SCIM `id`)."""
     return str(uuid.uuid4())

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from rosterd.errors import InvalidValue, NameTaken, NotFound
 from rosterd.names import sanitize_text
-from rosterd.store import Store, UtcDateTime, metadata
+from rosterd.store import Store, api_tokens
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,6 @@ LAST_USE_WRITE_INTERVAL_S = 60.0
 FAILURES_BEFORE_SLOWDOWN = 5
 FAILURE_WINDOW_S = 300.0
 MAX_SLOWDOWN_S = 60.0
-
-api_tokens = sa.Table(
-    "api_tokens", metadata,
-    sa.Column("label", sa.String(MAX_LABEL_BYTES), primary_key=True),
-    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", UtcDateTime, nullable=False),
-    sa.Column("last_used_at", UtcDateTime, nullable=True),
-    sa.Column("last_used_from", sa.String(64), nullable=True),
-)
-
 
 @dataclass(frozen=True)
 class TokenInfo:
