@@ -8,6 +8,7 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -91,6 +92,30 @@ def _say_stopping() -> None:
     log.info("stopping")
 
 
+def _activated_sockets() -> tuple[socket.socket | None, int | None]:
+    """(nss.sock listener, HTTPS listener fd) handed over by rosterd.socket, or Nones.
+
+    sd_listen_fds(3): systemd passes the sockets from fd 3 on; they are told apart
+    by family (the Unix one is nss.sock, an IP one the HTTPS listener).
+    """
+    if not os.environ.get("LISTEN_FDS"):
+        return None, None
+    from systemd import daemon as sd
+
+    unix: socket.socket | None = None
+    https: int | None = None
+    for fd in sd.listen_fds():
+        sock = socket.socket(fileno=fd)
+        if sock.family == socket.AF_UNIX and unix is None:
+            unix = sock
+        elif sock.family in (socket.AF_INET, socket.AF_INET6) and https is None:
+            https = sock.detach()
+        else:
+            log.warning("ignoring an extra socket from systemd: %s", sock)
+            sock.close()
+    return unix, https
+
+
 def _lock_state_dir(state_dir: Path) -> TextIO:
     """Holds an exclusive lock for the daemon's life: one rosterd per state directory."""
     handle = open(state_dir / "rosterd.lock", "a+")
@@ -131,8 +156,12 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         users, groups = accounts.snapshot()
         index.load(users, groups)
 
+        activated_nss, activated_https = _activated_sockets()
         lookups = LookupServer(index, cfg.paths.runtime_dir / "nss.sock")
-        lookups.bind()
+        if activated_nss is not None:
+            lookups.adopt(activated_nss)
+        else:
+            lookups.bind()
         cleanup.callback(lookups.stop)
         lookups.start()
         https_url = http.public_base_url(cfg) if serve_https else ""
@@ -150,7 +179,8 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         )
         cleanup.callback(lambda: admin_server.stop(grace=SHUTDOWN_GRACE_S).wait())
         if serve_https:
-            listener = http.HttpsListener(cfg, http.build_app(cfg, accounts, tokens, registrar))
+            listener = http.HttpsListener(
+                cfg, http.build_app(cfg, accounts, tokens, registrar), fd=activated_https)
             cleanup.callback(listener.stop)
             listener.start()
         cleanup.callback(_say_stopping)  # runs first on the way out, before anything closes

@@ -87,7 +87,8 @@ def build_app(cfg: config.Config, accounts: Accounts, tokens: TokenStore) -> Sta
 class HttpsListener:
     """Runs uvicorn on its own thread and event loop, beside the lookup and admin threads."""
 
-    def __init__(self, cfg: config.Config, app: Starlette) -> None:
+    def __init__(self, cfg: config.Config, app: Starlette, fd: int | None = None) -> None:
+        """Binds http.listen, or serves on `fd`, a socket systemd bound (rosterd.socket)."""
         split = config.split_listen(cfg.http.listen)
         if split is None:  # config.py has already refused this; keep mypy and readers sure
             raise RosterError(f"http.listen {cfg.http.listen!r} is not HOST:PORT")
@@ -97,7 +98,7 @@ class HttpsListener:
             tls = {"ssl_certfile": str(cfg.http.tls_cert), "ssl_keyfile": str(cfg.http.tls_key),
                    "ssl_version": ssl.PROTOCOL_TLS_SERVER}
         self._server = uvicorn.Server(uvicorn.Config(
-            app, host=host.strip("[]"), port=port, log_config=None, access_log=False,
+            app, host=host.strip("[]"), port=port, fd=fd, log_config=None, access_log=False,
             lifespan="off", server_header=False, timeout_graceful_shutdown=3, **tls,  # type: ignore[arg-type]
         ))
         self._thread = threading.Thread(target=self._run, name="https", daemon=True)

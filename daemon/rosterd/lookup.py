@@ -282,6 +282,7 @@ class LookupServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._adopted = False
         self.lookups_served = 0
 
     @property
@@ -308,6 +309,18 @@ class LookupServer:
         self._selector.register(listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
 
+    def adopt(self, listener: socket.socket) -> None:
+        """Serves on a listening socket systemd bound (rosterd.socket, sd_listen_fds(3)).
+
+        Its file and mode are systemd's: it is neither unlinked nor closed for good
+        here, so lookups queue in it while the daemon restarts.
+        """
+        listener.setblocking(False)
+        self._listener = listener
+        self._adopted = True
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="lookup", daemon=True)
         self._thread.start()
@@ -323,7 +336,8 @@ class LookupServer:
             self._selector.unregister(self._listener)
             self._listener.close()
             try:
-                self._path.unlink()
+                if not self._adopted:
+                    self._path.unlink()
             except FileNotFoundError:
                 pass
         self._selector.close()
