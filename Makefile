@@ -11,7 +11,7 @@ GENERATED   := daemon/rosterd/_generated
 DEV_DIR     := .dev
 DEV_CONFIG  := $(DEV_DIR)/rosterd.toml
 
-.PHONY: build run test lint bench lock clean system-deps native proto docs
+.PHONY: build run test lint bench lock clean system-deps native proto docs oidc-provider
 
 build: system-deps $(VENV)/.installed proto native
 
@@ -44,7 +44,15 @@ native:
 run: build
 	@tools/dev-run.sh $(DEV_DIR)
 
-test: build
+# The tests' OpenID provider of record (oidc-provider, npm), pinned by its lock file.
+OIDC_PROVIDER := tests/oidc_provider
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.installed
+
+$(OIDC_PROVIDER)/node_modules/.installed: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: build oidc-provider
 	$(VENV)/bin/ruff check daemon tests bench
 	$(VENV)/bin/mypy daemon/rosterd
 	$(VENV)/bin/pytest tests

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -36,6 +37,7 @@ from rosterd.names import (
     shown,
 )
 from rosterd.store import Store, Transaction, new_id
+from rosterd.store import groups as store_groups
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +95,47 @@ class DirectoryGroup:
     external_id: str | None = None
     member_ids: tuple[str, ...] = ()
     gid: int | None = None
+
+
+@dataclass(frozen=True)
+class FederatedLogin:
+    """A person signing in through OpenID, as the claim mapping (openid/mapping.py) reads them.
+
+    `login_value` is what the POSIX name is derived from (by `login_rule`) when the
+    account is new; None fields leave what is stored alone; `groups` None leaves
+    memberships alone.
+    """
+
+    unique_id: str
+    login_value: str
+    login_rule: Literal["whole", "local-part"]
+    full_name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    groups: tuple[str, ...] | None = None
+    groups_by_unique_id: bool = False
+    groups_auto_provision: bool = False
+
+
+@dataclass(frozen=True)
+class FederatedOutcome:
+    """What one federated sign-in did (or, in a dry run, would do)."""
+
+    user: User
+    created: bool
+    groups_added: tuple[str, ...] = ()
+    groups_removed: tuple[str, ...] = ()
+    groups_created: tuple[str, ...] = ()
+    groups_unknown: tuple[str, ...] = ()
+
+
+class _DryRunDone(Exception):
+    """Rolls a dry run's transaction back, carrying what it would have done."""
+
+    def __init__(self, outcome: FederatedOutcome) -> None:
+        super().__init__("dry run")
+        self.outcome = outcome
 
 
 class StaleVersion(RosterError):
@@ -637,6 +680,119 @@ class Accounts:
             changes.append(self._delete_group(tx, group))
         log.info("deleted group %s; GID %d is retired", group.name, group.gid)
         return group
+
+    # Writes from an OpenID sign-in. The account is found by the unique ID claim,
+    # kept as the external ID, so it is also the account a SCIM push with that
+    # externalId made; its login name is derived once and never follows a rename.
+
+    def sign_in_federated(self, login: FederatedLogin, *, create: bool,
+                          dry_run: bool = False) -> FederatedOutcome:
+        """Finds or (with `create`) makes the person's account, refreshes it, syncs groups.
+
+        One transaction; with `dry_run` it is rolled back and the outcome says what
+        would have happened. Raises NotFound when the account is new and `create` is false.
+        """
+        try:
+            with self._writing() as (tx, changes):
+                outcome = self._sign_in(tx, changes, login, create=create)
+                if dry_run:
+                    raise _DryRunDone(outcome)
+        except _DryRunDone as done:
+            return done.outcome
+        log.info("OpenID sign-in of %s (UID %d)%s", outcome.user.name, outcome.user.uid,
+                 ": account created" if outcome.created else "")
+        return outcome
+
+    def _sign_in(self, tx: Transaction, changes: list[Change], login: FederatedLogin, *,
+                 create: bool) -> FederatedOutcome:
+        user = tx.user_by_external_id(login.unique_id)
+        created = user is None
+        now = self._clock()
+        if user is None:
+            if not create:
+                raise NotFound(f"no account is linked to {shown(login.unique_id)}")
+            name = derive_login_name(login.login_value, rule=login.login_rule,
+                                     max_length=self._max_name,
+                                     taken=lambda candidate: self._login_name_held(tx, candidate))
+            spec = NewUser(name, full_name=login.full_name or "", external_id=login.unique_id,
+                           scim_attributes=self._profile_json(None, login))
+            batch = _Batch()
+            user = self._prepare_user(tx, _BatchView(tx, preload=False), spec, now, batch)
+            changes.append(self._insert(tx, batch, now))
+        else:
+            values: dict[str, object] = {}
+            if login.full_name is not None:
+                values["gecos"] = sanitize_gecos(login.full_name)
+            profile = self._profile_json(user.scim_attributes, login)
+            if profile != user.scim_attributes:
+                values["scim_attributes"] = profile
+            if any(getattr(user, key) != value for key, value in values.items()):
+                tx.update_user(user.id, modified_at=now, **values)
+                user = self._need_user_by_id(tx, user.id)
+                changes.append(Change(users_upserted=[user]))
+        if login.groups is None:
+            return FederatedOutcome(user, created)
+        return self._sync_federated_groups(tx, changes, user, login, created, now)
+
+    @staticmethod
+    def _profile_json(stored: str | None, login: FederatedLogin) -> str | None:
+        """The SCIM attributes with name and e-mail refreshed from the sign-in's claims."""
+        document: dict[str, object] = json.loads(stored) if stored else {}
+        name = dict(document.get("name") or {})  # type: ignore[call-overload]
+        if login.first_name is not None:
+            name["givenName"] = login.first_name
+        if login.last_name is not None:
+            name["familyName"] = login.last_name
+        if name:
+            document["name"] = name
+        if login.email is not None:
+            document["emails"] = [{"value": login.email, "primary": True}]
+        if not document:
+            return stored
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    def _sync_federated_groups(self, tx: Transaction, changes: list[Change], user: User,
+                               login: FederatedLogin, created: bool,
+                               now: datetime) -> FederatedOutcome:
+        wanted: dict[str, Group] = {}
+        made: list[str] = []
+        unknown: list[str] = []
+        for value in dict.fromkeys(login.groups or ()):
+            if login.groups_by_unique_id:
+                group = tx.group_by_external_id(value)
+            else:
+                group = tx.group_by_name(value)
+                if group is None:
+                    named = tx.shared_groups_where(store_groups.c.display_name == value, limit=1)
+                    group = named[0] if named else None
+            if group is not None and group.user_private:
+                group = None
+            if group is None and login.groups_auto_provision and not login.groups_by_unique_id:
+                name = derive_login_name(
+                    value, rule="whole", max_length=self._max_name, digit_prefix="g",
+                    taken=lambda candidate: (self._host.group(candidate) is not None
+                                             or tx.group_by_name(candidate) is not None))
+                group = self._insert_group(tx, name, gid=None, external_id=None,
+                                           display_name=value)
+                made.append(group.name)
+            if group is None:
+                unknown.append(value)
+                continue
+            wanted[group.id] = group
+        current = {group.id: group for group in tx.groups_of_user(user.id)}
+        added = [wanted[group_id] for group_id in wanted.keys() - current.keys()]
+        removed = [current[group_id] for group_id in current.keys() - wanted.keys()]
+        tx.add_memberships((group.id, user.id) for group in added)
+        for group in removed:
+            tx.remove_membership(group.id, user.id)
+        touched = [group.id for group in added + removed]
+        made_ids = [group.id for group in wanted.values() if group.name in made]
+        if touched or made_ids:
+            tx.touch_groups(touched, now)
+            changes.append(Change(groups_upserted=tx.groups_by_ids(set(touched) | set(made_ids))))
+        return FederatedOutcome(user, created, tuple(sorted(g.name for g in added)),
+                                tuple(sorted(g.name for g in removed)), tuple(made),
+                                tuple(unknown))
 
     # Reading
 

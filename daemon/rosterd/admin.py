@@ -33,6 +33,7 @@ from rosterd.errors import (
 from rosterd.hostfiles import HostFiles
 from rosterd.lookup import LookupIndex, LookupServer
 from rosterd.model import Group, User
+from rosterd.openid.errors import LoginRefused, TokenRejected
 from rosterd.tokens import TokenInfo, TokenStore
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ _STATUS_OF_ERROR: tuple[tuple[type[RosterError], grpc.StatusCode], ...] = (
     (Conflict, grpc.StatusCode.ALREADY_EXISTS),
     (InvalidName, grpc.StatusCode.INVALID_ARGUMENT),
     (InvalidValue, grpc.StatusCode.INVALID_ARGUMENT),
+    (TokenRejected, grpc.StatusCode.UNAUTHENTICATED),
+    (LoginRefused, grpc.StatusCode.PERMISSION_DENIED),
 )
 
 
@@ -72,6 +75,9 @@ def status_code_for(error: RosterError) -> grpc.StatusCode:
             return code
     return grpc.StatusCode.FAILED_PRECONDITION
 
+
+if TYPE_CHECKING:
+    from rosterd.openid.registrar import Registrar
 
 if TYPE_CHECKING:  # grpc-stubs makes the interceptor generic; the runtime class is not
     _InterceptorBase = grpc.ServerInterceptor[Any, Any]
@@ -151,7 +157,9 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
         index: LookupIndex,
         cfg: config.Config,
         https_url: str,
+        registrar: Registrar | None = None,
     ) -> None:
+        self._registrar = registrar
         self._accounts = accounts
         self._tokens = tokens
         self._https_url = https_url
@@ -250,6 +258,27 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
             https_url=self._https_url,
         )
 
+    def RegisterOnFirstLogin(self, request: Any, context: Any) -> admin_pb2.LoginReport:
+        if self._registrar is None:
+            raise RosterError("OpenID is not configured: set [openid] issuer and "
+                              "client_secret_file in the config, then restart rosterd")
+        report = self._registrar.register(request.id_token, access_token=request.access_token,
+                                          dry_run=request.dry_run)
+        reply = admin_pb2.LoginReport(
+            claims_used=[admin_pb2.ClaimUse(field=u.field, claim=u.claim, value=u.value)
+                         for u in report.uses],
+            claims_present=report.claims_present, notes=report.notes,
+            refusal=report.refusal, refused_by=report.refused_by, dry_run=request.dry_run)
+        if report.outcome is not None:
+            outcome = report.outcome
+            groups = [] if request.dry_run else self._groups_of(outcome.user.name)
+            reply.user.CopyFrom(user_message(outcome.user, groups))
+            reply.created = outcome.created
+            reply.groups_added.extend(outcome.groups_added)
+            reply.groups_removed.extend(outcome.groups_removed)
+            reply.groups_created.extend(outcome.groups_created)
+        return reply
+
 
 def token_message(info: TokenInfo) -> admin_pb2.Token:
     return admin_pb2.Token(
@@ -294,6 +323,7 @@ def start_server(
     *,
     socket_path: Path,
     https_url: str,
+    registrar: Registrar | None = None,
 ) -> grpc.Server:
     try:
         socket_path.unlink()
@@ -304,7 +334,7 @@ def start_server(
         interceptors=[_RefusalInterceptor()],
     )
     admin_pb2_grpc.add_RosterAdminServicer_to_server(
-        AdminService(accounts, tokens, lookups, index, cfg, https_url), server
+        AdminService(accounts, tokens, lookups, index, cfg, https_url, registrar), server
     )
     # The process umask (0077) makes the socket 0600 from the moment it exists;
     # _secure_socket then widens it to the admin group only if one is configured.

@@ -1,4 +1,4 @@
-"""Serves SCIM (and later the OpenID endpoints) on one HTTPS listener: uvicorn in a thread.
+"""Serves SCIM and the OpenID endpoints on one HTTPS listener: uvicorn in a thread.
 
 Network-facing code must not run as root, so rosterd refuses to open this
 listener in a root process: the packaged service runs as its own unprivileged
@@ -15,6 +15,7 @@ import os
 import ssl
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import uvicorn
 from starlette.applications import Starlette
@@ -26,6 +27,9 @@ from rosterd import config
 from rosterd.accounts import Accounts
 from rosterd.errors import RosterError
 from rosterd.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from rosterd.openid.registrar import Registrar
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +78,19 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"nothing is served at {request.url.path}"}, status_code=404)
 
 
-def build_app(cfg: config.Config, accounts: Accounts, tokens: TokenStore) -> Starlette:
+def build_app(cfg: config.Config, accounts: Accounts, tokens: TokenStore,
+              registrar: Registrar | None = None) -> Starlette:
     routes: list[Mount | Route] = []
     if cfg.scim.enabled:
         from rosterd.scim.app import build_scim_app
 
         routes.append(Mount("/scim/v2", app=build_scim_app(
             accounts=accounts, tokens=tokens, config=cfg)))
+    if cfg.openid.issuer and registrar is not None:
+        from rosterd.openid.web import OpenidWeb
+
+        routes.extend(OpenidWeb(cfg, accounts, registrar,
+                                public_url=public_base_url(cfg)).routes())
     return Starlette(routes=routes, exception_handlers={404: _not_found})
 
 

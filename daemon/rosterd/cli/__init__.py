@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 
 from rosterd import config
-from rosterd.cli import doctor, group, status, token, user
+from rosterd.cli import doctor, group, register, status, token, user
 from rosterd.cli.client import AdminClient, Refused
 from rosterd.cli.render import render
 from rosterd.errors import ConfigError
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     token.register(nouns)
     status.register(nouns)
     doctor.register(nouns)
+    register.register(nouns)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""OpenID Connect login: provider set-up, token verification, claim mapping and the web flow."""
