@@ -50,15 +50,18 @@ def provider() -> Iterator[OidcProvider]:
         yield running
 
 
-def start_openid_rosterd(provider: OidcProvider, **openid: Any) -> Rosterd:
+def start_openid_rosterd(provider: OidcProvider, *, http: dict[str, Any] | None = None,
+                         **openid: Any) -> Rosterd:
+    """An HTTPS rosterd whose [openid] names `provider`, with its client secret file in place."""
     daemon = make_rosterd({"openid": {"issuer": provider.issuer, "ca_file": str(provider.ca_file),
-                                      **openid}}, https=True)
+                                      **openid}, "http": http or {}}, https=True)
     secret = daemon.root / "openid-client-secret"
     provider.write_client_secret_file(secret, owner=(UNPRIVILEGED_UID, UNPRIVILEGED_GID))
     config = daemon.config_path.read_text().replace(
         "[openid]\n", f'[openid]\nclient_secret_file = "{secret}"\n', 1)
     daemon.config_path.write_text(config)
-    provider.add_redirect_uri(f"{daemon.base_url}/openid/callback")
+    public = (http or {}).get("public_url", daemon.base_url)
+    provider.add_redirect_uri(f"{public}/openid/callback")
     daemon.start()
     return daemon
 
