@@ -81,10 +81,7 @@ def _register(client: AdminClient, args: argparse.Namespace) -> RegisterView:
     except Refused:
         # Show which claim gave what before the reason: ask again, changing nothing.
         request.dry_run = True
-        try:
-            view = RegisterView.of(client.call("RegisterOnFirstLogin", request))
-        except Refused:
-            raise
+        view = RegisterView.of(client.call("RegisterOnFirstLogin", request))
         print(render(view, as_json=args.json))
         sys.stdout.flush()
         raise Refused(view.refusal or "refused") from None
