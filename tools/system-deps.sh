@@ -6,7 +6,8 @@ set -eu
 # compiler and headers: the NSS/PAM modules and systemd-python's C extension;
 # the rest are the real tools the test suite drives.
 PACKAGES="gcc make pkg-config libsystemd-dev libpam0g-dev python3 python3-venv python3-dev
-valgrind pamtester openssh-server util-linux openssl nginx"
+valgrind pamtester openssh-server util-linux openssl nginx
+debootstrap dpkg-dev debhelper fakeroot lintian rpm"
 
 missing=""
 for p in $PACKAGES; do
