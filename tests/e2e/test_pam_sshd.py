@@ -80,7 +80,7 @@ def test_su_makes_the_home_and_refuses_a_deactivated_user(daemon: Rosterd,
         assert refused.returncode != 0
         assert refused.stdout == ""
         assert DEACTIVATED in refused.stderr
-    assert host.syslog().count("refused alice: the account is deactivated") == 2
+    assert host.logged("refused alice: the account is deactivated", times=2)
 
 
 # --- sshd --------------------------------------------------------------------------------
@@ -169,7 +169,7 @@ def test_an_ssh_key_login_makes_the_home_and_the_same_key_is_refused_once_deacti
     assert refused.returncode == 255, refused.stdout + refused.stderr
     assert refused.stdout == ""
     assert "by PAM account configuration" in sshd.log.read_text()
-    assert "refused alice: the account is deactivated in rosterd" in host.syslog()
+    assert host.logged("refused alice: the account is deactivated in rosterd")
 
     daemon.ctl("user", "unlock", "alice")
     assert sshd.ssh("alice", "true").returncode == 0

@@ -156,6 +156,16 @@ class PamHost:
         path = self.dir / "syslog"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def logged(self, text: str, *, times: int = 1, timeout: float = 5.0) -> bool:
+        """Whether `text` reached syslog `times` times, waiting up to `timeout` for it:
+        the receiver writes each datagram a moment after the module sent it."""
+        deadline = time.monotonic() + timeout
+        while self.syslog().count(text) < times:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def close(self) -> None:
         if self._holder.poll() is None:
             os.killpg(self._holder.pid, signal.SIGKILL)
