@@ -31,7 +31,7 @@ from rosterd.errors import (
     RosterError,
 )
 from rosterd.hostfiles import HostFiles
-from rosterd.lookup import LookupIndex, LookupServer
+from rosterd.lookup_process import LookupProcess
 from rosterd.model import Group, User
 from rosterd.openid.errors import LoginRefused, TokenRejected
 from rosterd.tokens import TokenInfo, TokenStore
@@ -153,8 +153,7 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
         self,
         accounts: Accounts,
         tokens: TokenStore,
-        lookups: LookupServer,
-        index: LookupIndex,
+        lookups: LookupProcess,
         cfg: config.Config,
         https_url: str,
         registrar: Registrar | None = None,
@@ -164,7 +163,6 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
         self._tokens = tokens
         self._https_url = https_url
         self._lookups = lookups
-        self._index = index
         self._cfg = cfg
         self._started = datetime.now(UTC)
 
@@ -242,17 +240,17 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
 
     def GetStatus(self, request: Any, context: Any) -> admin_pb2.Status:
         users = self._accounts.list_users()
-        _, group_count = self._index.counts()
+        lookups = self._lookups.stats()
         return admin_pb2.Status(
             version=__version__,
             users=len(users),
             locked_users=sum(1 for u in users if not u.active),
-            groups=group_count,
+            groups=lookups.groups,
             started=_stamp(self._started),
             database=str(self._cfg.paths.state_dir / "rosterd.db"),
             nss_socket=str(self._cfg.paths.runtime_dir / "nss.sock"),
-            lookups_served=self._lookups.lookups_served,
-            lookup_connections=self._lookups.open_connections,
+            lookups_served=lookups.lookups_served,
+            lookup_connections=lookups.open_connections,
             warnings=list(WARNINGS.messages),
             token_labels=[t.label for t in self._tokens.list()],
             https_url=self._https_url,
@@ -317,8 +315,7 @@ def _secure_socket(path: Path, admin_group: str) -> None:
 def start_server(
     accounts: Accounts,
     tokens: TokenStore,
-    lookups: LookupServer,
-    index: LookupIndex,
+    lookups: LookupProcess,
     cfg: config.Config,
     *,
     socket_path: Path,
@@ -334,7 +331,7 @@ def start_server(
         interceptors=[_RefusalInterceptor()],
     )
     admin_pb2_grpc.add_RosterAdminServicer_to_server(
-        AdminService(accounts, tokens, lookups, index, cfg, https_url, registrar), server
+        AdminService(accounts, tokens, lookups, cfg, https_url, registrar), server
     )
     # The process umask (0077) makes the socket 0600 from the moment it exists;
     # _secure_socket then widens it to the admin group only if one is configured.

@@ -22,6 +22,7 @@ from rosterd.errors import ConfigError, RosterError
 from rosterd.hostfiles import HostFiles
 from rosterd.ids import IdAllocator
 from rosterd.lookup import LookupIndex, LookupServer
+from rosterd.lookup_process import LookupProcess
 from rosterd.store import Store
 from rosterd.tokens import TokenStore
 
@@ -32,6 +33,7 @@ log = logging.getLogger("rosterd")
 # own socket and deadlock (proto/nss-wire.md, "Client behaviour").
 NSS_DISABLE_ENV = "ROSTERD_NSS_DISABLE"
 SHUTDOWN_GRACE_S = 3.0
+LOOKUP_CHECK_INTERVAL_S = 1.0
 
 
 def _setup_logging(level: str) -> None:
@@ -149,21 +151,24 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         store = Store.open_sqlite(cfg.paths.state_dir / "rosterd.db")
         cleanup.callback(store.close)
         index = LookupIndex(cfg.provisioning)
+        activated_nss, activated_https = _activated_sockets()
+        server = LookupServer(index, cfg.paths.runtime_dir / "nss.sock")
+        lookups = LookupProcess(index, server)
         accounts = Accounts(
-            store, cfg, HostFiles(), IdAllocator.from_store(store, cfg), on_change=index.apply
+            store, cfg, HostFiles(), IdAllocator.from_store(store, cfg), on_change=lookups.apply
         )
         tokens = TokenStore(store)
         users, groups = accounts.snapshot()
         index.load(users, groups)
-
-        activated_nss, activated_https = _activated_sockets()
-        lookups = LookupServer(index, cfg.paths.runtime_dir / "nss.sock")
         if activated_nss is not None:
-            lookups.adopt(activated_nss)
+            server.adopt(activated_nss)
         else:
-            lookups.bind()
-        cleanup.callback(lookups.stop)
+            server.bind()
+        # Fork the lookup process now, while this is the only thread (fork copies
+        # only the calling thread); every thread starts after this line.
         lookups.start()
+        cleanup.callback(lookups.stop)
+        del index, server
         https_url = http.public_base_url(cfg) if serve_https else ""
         registrar = None
         if cfg.openid.issuer:
@@ -173,7 +178,7 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
             cleanup.callback(registrar.provider.close)
             registrar.provider.warm_up()
         admin_server = admin.start_server(
-            accounts, tokens, lookups, index, cfg,
+            accounts, tokens, lookups, cfg,
             socket_path=cfg.paths.runtime_dir / "admin.sock", https_url=https_url,
             registrar=registrar,
         )
@@ -192,10 +197,16 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
             f"; SCIM at {https_url}/scim/v2" if serve_https and cfg.scim.enabled else "",
         )
         _notify(f"READY=1\nSTATUS=serving {len(users)} users, {len(groups)} groups")
-        interval = _watchdog_interval()
-        while not stop.wait(interval):
-            # A wedged lookup thread stops the feeding, so systemd restarts us.
-            if lookups.alive:
+        watchdog = _watchdog_interval()
+        while not stop.wait(watchdog or LOOKUP_CHECK_INTERVAL_S):
+            # Without lookups rosterd is useless: end, so the service manager
+            # restarts it. A wedged lookup process fails stats() and stops the
+            # watchdog feeding, with the same outcome.
+            if not lookups.alive:
+                raise RosterError("the lookup process has exited; rosterd stops so that it "
+                                  "is restarted (see the log above for why)")
+            if watchdog is not None:
+                lookups.stats()
                 _notify("WATCHDOG=1")
 
 

@@ -258,6 +258,13 @@ def _remove_sorted(sorted_ids: list[int], number: int) -> None:
         del sorted_ids[position]
 
 
+@dataclass(frozen=True)
+class _Watch:
+    """Another socket served by the same loop, e.g. the lookup process's control channel."""
+
+    on_readable: Callable[[], None]
+
+
 @dataclass(eq=False)
 class _Connection:
     sock: socket.socket
@@ -322,8 +329,27 @@ class LookupServer:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="lookup", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="lookup", daemon=True)
         self._thread.start()
+
+    def watch(self, sock: socket.socket, on_readable: Callable[[], None]) -> None:
+        """Serves one more socket in the loop: `on_readable` runs when it has data."""
+        self._selector.register(sock, selectors.EVENT_READ, _Watch(on_readable))
+
+    def request_stop(self) -> None:
+        """Ends run() after the current round of events; safe to call from inside the loop."""
+        self._stopping.set()
+
+    def close_in_parent(self) -> None:
+        """Drops this process's copies of the sockets once a forked child serves them.
+
+        The socket file stays: it belongs to the child, which removes it when it stops.
+        """
+        if self._listener is not None:
+            self._listener.close()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -344,7 +370,8 @@ class LookupServer:
         self._wake_r.close()
         self._wake_w.close()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Serves lookups on the calling thread until stop() or request_stop()."""
         next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL_S
         while not self._stopping.is_set():
             events = self._selector.select(timeout=HOUSEKEEPING_INTERVAL_S)
@@ -354,6 +381,8 @@ class LookupServer:
                     self._accept(now)
                 elif key.fileobj is self._wake_r:
                     self._wake_r.recv(64)
+                elif isinstance(key.data, _Watch):
+                    key.data.on_readable()
                 else:
                     conn: _Connection = key.data
                     try:

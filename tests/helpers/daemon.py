@@ -145,8 +145,20 @@ class Rosterd:
             self.process.wait()
             raise RuntimeError(f"rosterd ignored SIGTERM for {timeout} s:\n{self.log()}") from None
 
+    @property
+    def lookup_pid(self) -> int:
+        """The child process that serves nss.sock (rosterd.lookup_process)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        assert len(children) == 1, f"rosterd has children {children}, expected its lookup process"
+        return int(children[0])
+
     def kill(self) -> None:
+        """SIGKILL for the daemon and its lookup process, as a crash or systemd's kill would."""
         if self.process is not None and self.process.poll() is None:
+            try:
+                os.kill(self.lookup_pid, signal.SIGKILL)
+            except (OSError, AssertionError):
+                pass
             self.process.kill()
             self.process.wait()
 
