@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ class Latency:
     p99_us: float
     samples: int
     failures: int
+    # CPU time the source's daemon processes spent per call (warm-up included),
+    # None for the floor and for sources without a daemon.
+    daemon_cpu_us: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,18 +69,36 @@ def _latency(source: str, users: int, figures: dict[str, Any]) -> Latency:
                    samples=figures["samples"], failures=figures["failures"])
 
 
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    """User plus system CPU time of these processes so far (proc(5), /proc/PID/stat)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a short-lived helper that has gone
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def lookups(source: RunningSource, users: int, driver: Path, key_files: dict[str, Path],
             plan: Plan, kinds: Sequence[str] = LOOKUP_KINDS) -> list[Latency]:
     results = []
+    daemons = source.view.daemon_pids()
     for kind in kinds:
         for threads in THREAD_COUNTS:
             argv = [str(driver), "-k", kind, "-f", str(key_files[kind]),
                     "-n", str(plan.iterations), "-t", str(threads), "-w", str(plan.warmup)]
             what = f"lookup_bench {kind} x{threads} on {source.name} ({users} users)"
+            cpu_before = _cpu_seconds(daemons)
             figures = _driver_json(source.view.run(argv, source.env, DRIVER_TIMEOUT_S), what)
-            results.append(_latency(source.name, users, figures))
+            calls = threads * (plan.iterations + plan.warmup)
+            cpu_us = (_cpu_seconds(daemons) - cpu_before) * 1e6 / calls if daemons else None
+            results.append(replace(_latency(source.name, users, figures), daemon_cpu_us=cpu_us))
+            cpu_note = f", daemon CPU {cpu_us:.1f} us/call" if cpu_us is not None else ""
             print(f"  {kind:<10} {threads} thread(s): median {figures['median_us']} us, "
-                  f"p99 {figures['p99_us']} us, failures {figures['failures']}", flush=True)
+                  f"p99 {figures['p99_us']} us, failures {figures['failures']}{cpu_note}",
+                  flush=True)
     return results
 
 
@@ -94,11 +116,16 @@ def enumeration(source: RunningSource, users: int, driver: Path) -> Enumeration:
     return Enumeration(source.name, users, entries, float(figures["total_ms"]), getent_ms)
 
 
-def resident_kib(pids: Sequence[int]) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak) from /proc/PID/status, summed over a daemon's processes."""
-    fields = {"VmRSS": 0, "VmHWM": 0}
+def memory_kib(pids: Sequence[int]) -> dict[str, int]:
+    """Pss and Rss summed over a daemon's processes, from /proc/PID/smaps_rollup.
+
+    Pss splits each shared page between the processes sharing it, so a daemon
+    that forks (rosterd's lookup process, SSSD's responders) is not counted
+    twice for the pages parent and child still share; Rss is shown beside it.
+    """
+    fields = {"Pss": 0, "Rss": 0}
     for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             name, _, value = line.partition(":")
             if name in fields:
                 fields[name] += int(value.split()[0])

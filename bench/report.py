@@ -86,18 +86,22 @@ def floor_table(results: Results) -> list[str]:
     return lines
 
 
+def _find(rows: list[Latency], source: str, users: int, threads: int,
+          kind: str) -> Latency | None:
+    for row in rows:
+        if (row.source, row.users, row.threads, row.kind) == (source, users, threads, kind):
+            return row
+    return None
+
+
 def lookup_table(results: Results) -> list[str]:
     header = ("| source | users | threads | " + " | ".join(LOOKUP_KINDS)
               + " | timed calls per thread |")
     lines = [header, "|" + " --- |" * (len(LOOKUP_KINDS) + 4)]
     cases = dict.fromkeys((row.source, row.users, row.threads) for row in results.latencies)
     for source, users, threads in cases:
-        cells = []
-        for kind in LOOKUP_KINDS:
-            match = [row for row in results.latencies
-                     if (row.source, row.users, row.threads, row.kind)
-                     == (source, users, threads, kind)]
-            cells.append(_cell(match[0] if match else None))
+        cells = [_cell(_find(results.latencies, source, users, threads, kind))
+                 for kind in LOOKUP_KINDS]
         plan = results.plans.get((source, users))
         per_thread = f"{plan.iterations:,} over {plan.keys:,} keys" if plan else "-"
         lines.append(f"| {source} | {users:,} | {threads} | " + " | ".join(cells)
@@ -105,17 +109,40 @@ def lookup_table(results: Results) -> list[str]:
     return lines
 
 
+def daemon_cpu_table(results: Results) -> list[str]:
+    """CPU the daemon spent per lookup: the part of the latency that is the server's own work."""
+    rows = [row for row in results.latencies if row.daemon_cpu_us is not None]
+    lines = ["| source | users | threads | " + " | ".join(LOOKUP_KINDS) + " |",
+             "|" + " --- |" * (len(LOOKUP_KINDS) + 3)]
+    for source, users, threads in dict.fromkeys((r.source, r.users, r.threads) for r in rows):
+        cells = []
+        for kind in LOOKUP_KINDS:
+            row = _find(rows, source, users, threads, kind)
+            cells.append(f"{row.daemon_cpu_us:.1f}" if row and row.daemon_cpu_us is not None
+                         else "-")
+        lines.append(f"| {source} | {users:,} | {threads} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def enumeration_table(results: Results) -> list[str]:
     lines = ["| source | users | entries | getpwent loop ms | `getent passwd` ms "
-             "| resident MB (peak) |",
+             "| memory MB: PSS (RSS) |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in results.enumerations:
         memory = results.memory_kib.get((row.source, row.users))
-        resident = (f"{memory['VmRSS'] * 1024 / 1e6:.0f} ({memory['VmHWM'] * 1024 / 1e6:.0f})"
+        resident = (f"{memory['Pss'] * 1024 / 1e6:.0f} ({memory['Rss'] * 1024 / 1e6:.0f})"
                     if memory else "-")
         lines.append(f"| {row.source} | {row.users:,} | {row.entries:,} | "
                      f"{row.getpwent_ms:,.0f} | {row.getent_ms:,.0f} | {resident} |")
     return lines
+
+
+def _floor_context(results: Results, threads: int, users: int) -> str:
+    """How far the floor itself moved between the two measurements, for reading a ratio."""
+    small, big = applicable_floor(results, threads, 1000), applicable_floor(results, threads, users)
+    if small is None or big is None:
+        return ""
+    return f" (floor moved x{big.median_us / small.median_us:.2f})"
 
 
 def _verdict(ok: bool) -> str:
@@ -145,7 +172,8 @@ def targets(results: Results) -> list[str]:
             continue
         ratio = big.median_us / small.median_us
         lines.append(f"| flat 1,000 → {users:,} users | {kind}, {threads} thread(s) | "
-                     f"median x{ratio:.2f} | x{FLAT_FACTOR} | {_verdict(ratio <= FLAT_FACTOR)} |")
+                     f"median x{ratio:.2f}{_floor_context(results, threads, users)} | "
+                     f"x{FLAT_FACTOR} | {_verdict(ratio <= FLAT_FACTOR)} |")
     for enum in results.enumerations:
         if enum.source == "rosterd" and enum.users > 1000:
             lines.append(f"| `getent passwd` < 1 s | {enum.users:,} users | "
@@ -153,8 +181,8 @@ def targets(results: Results) -> list[str]:
                          f"{_verdict(enum.getent_ms < ENUMERATION_LIMIT_MS)} |")
     for (source, users), memory in results.memory_kib.items():
         if source == "rosterd" and users > 1000:
-            resident_mb = memory["VmRSS"] * 1024 / 1e6
-            lines.append(f"| resident < 300 MB | {users:,} users | {resident_mb:.0f} MB | "
+            resident_mb = memory["Pss"] * 1024 / 1e6
+            lines.append(f"| resident < 300 MB (PSS) | {users:,} users | {resident_mb:.0f} MB | "
                          f"{RESIDENT_LIMIT_MB:.0f} MB | "
                          f"{_verdict(resident_mb < RESIDENT_LIMIT_MB)} |")
     return lines
@@ -171,6 +199,10 @@ def render(results: Results) -> str:
         "### Lookups: median / p99 in µs",
         "",
         *lookup_table(results),
+        "",
+        "### CPU time the daemon spent per lookup, µs (from /proc/PID/stat, all its processes)",
+        "",
+        *daemon_cpu_table(results),
         "",
         "### Enumeration and memory",
         "",

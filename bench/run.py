@@ -76,9 +76,9 @@ def _measure_source(results: report.Results, name: str, users: int, start: Sourc
             results.enumerations.append(measure.enumeration(source, users, lookup_bench))
             daemons = source.view.daemon_pids()
             if daemons:
-                results.memory_kib[(name, users)] = measure.resident_kib(daemons)
-    except (RuntimeError, OSError) as err:
-        # One source failing to start must not cost the figures of the others.
+                results.memory_kib[(name, users)] = measure.memory_kib(daemons)
+    except (RuntimeError, OSError, ValueError, subprocess.SubprocessError) as err:
+        # One source failing (to start, or a driver hanging) must not cost the others' figures.
         traceback.print_exc()
         results.not_measured.append(f"{name} with {users:,} users: {err}")
 

@@ -99,12 +99,12 @@ def _accepts(path: Path) -> bool:
     return True
 
 
-def _files_etc(population: Population, extra: str = "") -> dict[str, str]:
+def _files_etc(population: Population) -> dict[str, str]:
     """nsswitch.conf plus the host's own passwd and group with the population appended."""
     host_passwd = Path("/etc/passwd").read_text()
     host_group = Path("/etc/group").read_text()
     return {
-        "nsswitch.conf": NSSWITCH.format(extra=extra),
+        "nsswitch.conf": NSSWITCH.format(extra=""),
         "passwd": host_passwd + "\n".join(population.passwd_lines) + "\n",
         "group": host_group + "\n".join(population.group_lines) + "\n",
     }
