@@ -160,6 +160,8 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         tokens = TokenStore(store)
         users, groups = accounts.snapshot()
         index.load(users, groups)
+        user_count, group_count = len(users), len(groups)
+        del users, groups  # the index holds what lookups need; free the rest before forking
         if activated_nss is not None:
             server.adopt(activated_nss)
         else:
@@ -168,7 +170,6 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         # only the calling thread); every thread starts after this line.
         lookups.start()
         cleanup.callback(lookups.stop)
-        del index, server
         https_url = http.public_base_url(cfg) if serve_https else ""
         registrar = None
         if cfg.openid.issuer:
@@ -192,11 +193,11 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
 
         log.info(
             "ready in %.2f s: %d users, %d groups; lookups on %s%s",
-            time.monotonic() - started, len(users), len(groups),
+            time.monotonic() - started, user_count, group_count,
             cfg.paths.runtime_dir / "nss.sock",
             f"; SCIM at {https_url}/scim/v2" if serve_https and cfg.scim.enabled else "",
         )
-        _notify(f"READY=1\nSTATUS=serving {len(users)} users, {len(groups)} groups")
+        _notify(f"READY=1\nSTATUS=serving {user_count} users, {group_count} groups")
         watchdog = _watchdog_interval()
         while not stop.wait(watchdog or LOOKUP_CHECK_INTERVAL_S):
             # Without lookups rosterd is useless: end, so the service manager

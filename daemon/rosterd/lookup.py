@@ -53,23 +53,34 @@ def _ok(payload: bytes) -> bytes:
     return nss_wire.encode_reply(Status.OK, payload)
 
 
+# One encoded copy per entry: the whole GETPWNAM/GETGRNAM reply, whose record
+# (past the header) also goes into enumeration pages. The rare shadow and
+# ACCOUNT replies are built when asked: at 100,000 users every extra copy kept
+# costs tens of megabytes.
+
+
 @dataclass(slots=True)
 class _IndexedUser:
     name: bytes
     uid: int
+    active: bool
     passwd_reply: bytes
-    shadow_reply: bytes
-    account_reply: bytes
-    passwd_record: bytes
+
+    @property
+    def passwd_record(self) -> memoryview:
+        return memoryview(self.passwd_reply)[nss_wire.HEADER_BYTES:]
 
 
 @dataclass(slots=True)
 class _IndexedGroup:
     name: bytes
     gid: int
-    members: frozenset[bytes]
+    members: tuple[bytes, ...]
     group_reply: bytes
-    group_record: bytes
+
+    @property
+    def group_record(self) -> memoryview:
+        return memoryview(self.group_reply)[nss_wire.HEADER_BYTES:]
 
 
 class LookupIndex:
@@ -118,20 +129,7 @@ class LookupIndex:
             home=user.home.encode(),
             shell=user.shell.encode(),
         )
-        entry = _IndexedUser(
-            name=name,
-            uid=user.uid,
-            passwd_reply=_ok(record),
-            shadow_reply=_ok(nss_wire.encode_shadow(name=name, locked=not user.active)),
-            account_reply=_ok(nss_wire.encode_account(
-                active=user.active,
-                home_mode=self._provisioning.home_mode,
-                home_root=str(self._provisioning.home_root).encode(),
-                skel_dir=str(self._provisioning.skel_dir).encode(),
-                passwd_record=record,
-            )),
-            passwd_record=record,
-        )
+        entry = _IndexedUser(name=name, uid=user.uid, active=user.active, passwd_reply=_ok(record))
         self._users_by_id[user.id] = entry
         self._users_by_name[name] = entry
         self._users_by_uid[user.uid] = entry
@@ -149,13 +147,8 @@ class LookupIndex:
         name = group.name.encode()
         members = [m.encode() for m in group.member_names]
         record = nss_wire.encode_group(name=name, gid=group.gid, members=members)
-        entry = _IndexedGroup(
-            name=name,
-            gid=group.gid,
-            members=frozenset(members),
-            group_reply=_ok(record),
-            group_record=record,
-        )
+        entry = _IndexedGroup(name=name, gid=group.gid, members=tuple(members),
+                              group_reply=_ok(record))
         self._groups_by_id[group.id] = entry
         self._groups_by_name[name] = entry
         self._groups_by_gid[group.gid] = entry
@@ -208,36 +201,48 @@ class LookupIndex:
                 if peer_uid != 0:
                     return _DENIED
                 user = self._users_by_name.get(request.name)
-                return user.shadow_reply if user else _NOT_FOUND
+                if user is None:
+                    return _NOT_FOUND
+                return _ok(nss_wire.encode_shadow(name=user.name, locked=not user.active))
             if kind is Kind.ACCOUNT:
                 # PAM's account and session steps run as root (sshd's monitor, su,
                 # login); whether an account is locked is not every user's business.
                 if peer_uid != 0:
                     return _DENIED
                 user = self._users_by_name.get(request.name)
-                return user.account_reply if user else _NOT_FOUND
+                return self._account_reply(user) if user else _NOT_FOUND
             if kind is Kind.GETPWENT:
                 return _ok(self._page(self._sorted_uids, request.number, self._passwd_record))
             if kind is Kind.GETGRENT:
                 return _ok(self._page(self._sorted_gids, request.number, self._group_record))
         return _ok(nss_wire.encode_string(__version__.encode()))  # Kind.PING
 
-    def _passwd_record(self, uid: int) -> bytes | None:
+    def _account_reply(self, user: _IndexedUser) -> bytes:
+        settings = self._provisioning
+        return _ok(nss_wire.encode_account(
+            active=user.active,
+            home_mode=settings.home_mode,
+            home_root=str(settings.home_root).encode(),
+            skel_dir=str(settings.skel_dir).encode(),
+            passwd_record=bytes(user.passwd_record),
+        ))
+
+    def _passwd_record(self, uid: int) -> memoryview | None:
         user = self._users_by_uid.get(uid)
         return user.passwd_record if user else None
 
-    def _group_record(self, gid: int) -> bytes | None:
+    def _group_record(self, gid: int) -> memoryview | None:
         group = self._groups_by_gid.get(gid)
         return group.group_record if group else None
 
     @staticmethod
     def _page(
-        sorted_ids: list[int], cursor: int, record_of: Callable[[int], bytes | None]
+        sorted_ids: list[int], cursor: int, record_of: Callable[[int], memoryview | None]
     ) -> bytes:
         # The cursor is the first ID not yet returned, so an entry added or removed
         # between two pages never shifts the ones that follow.
         start = bisect.bisect_left(sorted_ids, cursor)
-        records: list[bytes] = []
+        records: list[memoryview] = []
         size = 0
         position = start
         while position < len(sorted_ids) and len(records) < nss_wire.PAGE_MAX_RECORDS:

@@ -14,6 +14,7 @@ change is visible to getent before the admin or SCIM call that made it returns.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import pickle
@@ -67,8 +68,9 @@ class LookupProcess:
     """The parent's handle on the lookup child: apply changes, read counters, stop it."""
 
     def __init__(self, index: LookupIndex, server: LookupServer) -> None:
-        self._index: LookupIndex | None = index
+        self._index = index
         self._server = server
+        self._started = False
         self._channel: socket.socket | None = None
         self._pid = 0
         self._lock = threading.Lock()  # one request and its reply at a time
@@ -76,30 +78,33 @@ class LookupProcess:
     def start(self) -> None:
         """Forks the child; call it after the server is bound and before any thread starts."""
         parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Parent and child share the index's pages until one of them writes to
+        # them, and CPython writes an object's header whenever the collector
+        # visits it: freeze moves every object out of the collector's reach.
+        gc.collect()
+        gc.freeze()
         pid = os.fork()
         if pid == 0:  # the child: serve until told to stop or orphaned
             parent_end.close()
             code = 1
             try:
-                code = _serve_in_child(self._server, self._require_index(), child_end)
+                code = _serve_in_child(self._server, self._index, child_end)
             finally:
                 os._exit(code)
         child_end.close()
         parent_end.settimeout(CONTROL_TIMEOUT_S)
         self._server.close_in_parent()
-        self._index = None  # the child's copy is the one that serves
+        # The parent keeps its reference to the index but never reads it again:
+        # freeing it would touch (and so copy) every page the child still shares.
+        self._started = True
         self._channel = parent_end
         self._pid = pid
         log.info("lookups served by process %d", pid)
 
-    def _require_index(self) -> LookupIndex:
-        assert self._index is not None, "the index lives in the child once it has started"
-        return self._index
-
     def apply(self, change: Change) -> None:
         """Accounts' on_change: returns once the lookup child serves the change."""
-        if self._channel is None:  # before start(): the index is still ours
-            self._require_index().apply(change)
+        if not self._started:  # before start(): the index is still served from here
+            self._index.apply(change)
             return
         self._call(("apply", change))
 

@@ -132,7 +132,7 @@ def encode_gid_list(gids: Iterable[int]) -> bytes:
     return _U32.pack(len(gid_list)) + struct.pack(f"<{len(gid_list)}I", *gid_list)
 
 
-def encode_page(records: Sequence[bytes], next_cursor: int) -> bytes:
+def encode_page(records: Sequence[bytes | memoryview], next_cursor: int) -> bytes:
     return _PAGE_HEAD.pack(len(records), next_cursor) + b"".join(records)
 
 
