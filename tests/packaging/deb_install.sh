@@ -30,7 +30,8 @@ exec_start=$(sed -n 's/^ExecStart=//p' "$R/lib/systemd/system/rosterd.service")
 in_root install -d -o rosterd -g rosterd -m 0755 /run/rosterd
 in_root install -d -o rosterd -g rosterd -m 0700 /var/lib/rosterd
 # shellcheck disable=SC2086
-in_root setpriv --reuid=rosterd --regid=rosterd --init-groups $exec_start \
+# (chroot and setpriv exec, so $! is the daemon itself.)
+chroot "$R" setpriv --reuid=rosterd --regid=rosterd --init-groups $exec_start \
     > "$OUT/daemon.log" 2>&1 &
 daemon=$!
 i=0
@@ -39,8 +40,7 @@ until [ -S "$R/run/rosterd/admin.sock" ]; do
     kill -0 $daemon || { echo "daemon exited" >&2; exit 1; }
     sleep 0.1
 done
-in_root ps -o user= -p $daemon > "$OUT/daemon-user.txt" 2>/dev/null || \
-    stat -c %U "/proc/$daemon" > "$OUT/daemon-user.txt"
+echo "$(stat -c %u "/proc/$daemon") $(in_root id -u rosterd)" > "$OUT/daemon-user.txt"
 in_root rosterctl user add alice --full-name "Alice Liddell" > "$OUT/user-add.txt" 2>&1
 in_root getent passwd alice > "$OUT/getent.txt" 2>&1 || true
 in_root id alice > "$OUT/id.txt" 2>&1 || true
