@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rosterd.accounts import Accounts  # noqa: E402
+from rosterd.activity import Activity  # noqa: E402
 from rosterd.config import Config, OpenidConfig, PathsConfig, ProvisioningConfig  # noqa: E402
 from rosterd.hostfiles import HostFiles  # noqa: E402
 from rosterd.ids import IdAllocator  # noqa: E402
@@ -68,16 +69,17 @@ def main() -> int:
         store = Store.open_sqlite(root / "rosterd.db")
         accounts = Accounts(store, cfg, HostFiles(), IdAllocator.from_store(store, cfg))
         registrar = Registrar(cfg, accounts, Provider(cfg.openid,
-                                                      read_client_credentials(secret)))
+                                                      read_client_credentials(secret)),
+                              Activity())
         registrar.provider.warm_up()  # keys cached: no provider round trip below
         first, repeat = [], []
         for token in tokens:
             started = time.perf_counter()
-            registrar.register(token)
+            registrar.register(token, entry_point="grpc")
             first.append((time.perf_counter() - started) * 1000)
         for token in tokens:
             started = time.perf_counter()
-            registrar.register(token)
+            registrar.register(token, entry_point="grpc")
             repeat.append((time.perf_counter() - started) * 1000)
         store.close()
     result = {"people": args.people, "first_login": _summary(first),

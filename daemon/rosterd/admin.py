@@ -21,6 +21,7 @@ import grpc
 from rosterd import __version__, config
 from rosterd._generated import admin_pb2, admin_pb2_grpc
 from rosterd.accounts import Accounts
+from rosterd.activity import ROSTERCTL_USER_AGENT, Activity, LoginSeen, ScimRequestSeen
 from rosterd.errors import (
     Conflict,
     IdTaken,
@@ -156,9 +157,11 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
         lookups: LookupProcess,
         cfg: config.Config,
         https_url: str,
+        activity: Activity,
         registrar: Registrar | None = None,
     ) -> None:
         self._registrar = registrar
+        self._activity = activity
         self._accounts = accounts
         self._tokens = tokens
         self._https_url = https_url
@@ -254,6 +257,8 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
             warnings=list(WARNINGS.messages),
             token_labels=[t.label for t in self._tokens.list()],
             https_url=self._https_url,
+            last_scim_request=_scim_request_message(self._activity.last_scim_request),
+            last_login=_login_message(self._activity.last_login),
         )
 
     def RegisterOnFirstLogin(self, request: Any, context: Any) -> admin_pb2.LoginReport:
@@ -261,7 +266,8 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
             raise RosterError("OpenID is not configured: set [openid] issuer and "
                               "client_secret_file in the config, then restart rosterd")
         report = self._registrar.register(request.id_token, access_token=request.access_token,
-                                          dry_run=request.dry_run)
+                                          dry_run=request.dry_run,
+                                          entry_point=_entry_point(context))
         reply = admin_pb2.LoginReport(
             claims_used=[admin_pb2.ClaimUse(field=u.field, claim=u.claim, value=u.value)
                          for u in report.uses],
@@ -276,6 +282,29 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
             reply.groups_removed.extend(outcome.groups_removed)
             reply.groups_created.extend(outcome.groups_created)
         return reply
+
+
+def _entry_point(context: grpc.ServicerContext) -> str:
+    """rosterctl, which names itself in its user agent (cli/client.py), or any other gRPC client."""
+    for key, value in context.invocation_metadata():
+        if key == "user-agent" and str(value).startswith(ROSTERCTL_USER_AGENT):
+            return "rosterctl"
+    return "grpc"
+
+
+def _scim_request_message(seen: ScimRequestSeen | None) -> admin_pb2.ScimRequestSeen | None:
+    if seen is None:
+        return None
+    return admin_pb2.ScimRequestSeen(time=_stamp(seen.at), method=seen.method, path=seen.path,
+                                     client=seen.client, token_label=seen.token_label,
+                                     status=seen.status)
+
+
+def _login_message(seen: LoginSeen | None) -> admin_pb2.LoginSeen | None:
+    if seen is None:
+        return None
+    return admin_pb2.LoginSeen(time=_stamp(seen.at), user=seen.user,
+                               entry_point=seen.entry_point)
 
 
 def token_message(info: TokenInfo) -> admin_pb2.Token:
@@ -320,6 +349,7 @@ def start_server(
     *,
     socket_path: Path,
     https_url: str,
+    activity: Activity,
     registrar: Registrar | None = None,
 ) -> grpc.Server:
     try:
@@ -331,7 +361,7 @@ def start_server(
         interceptors=[_RefusalInterceptor()],
     )
     admin_pb2_grpc.add_RosterAdminServicer_to_server(
-        AdminService(accounts, tokens, lookups, cfg, https_url, registrar), server
+        AdminService(accounts, tokens, lookups, cfg, https_url, activity, registrar), server
     )
     # The process umask (0077) makes the socket 0600 from the moment it exists;
     # _secure_socket then widens it to the admin group only if one is configured.

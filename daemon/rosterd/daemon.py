@@ -18,6 +18,7 @@ from typing import TextIO
 
 from rosterd import admin, config, http
 from rosterd.accounts import Accounts
+from rosterd.activity import Activity
 from rosterd.errors import ConfigError, RosterError
 from rosterd.hostfiles import HostFiles
 from rosterd.ids import IdAllocator
@@ -171,22 +172,23 @@ def serve(cfg: config.Config, stop: threading.Event) -> None:
         lookups.start()
         cleanup.callback(lookups.stop)
         https_url = http.public_base_url(cfg) if serve_https else ""
+        activity = Activity()  # last SCIM request and last login, for `rosterctl status`
         registrar = None
         if cfg.openid.issuer:
             from rosterd.openid.registrar import Registrar
 
-            registrar = Registrar.from_config(cfg, accounts)
+            registrar = Registrar.from_config(cfg, accounts, activity)
             cleanup.callback(registrar.provider.close)
             registrar.provider.warm_up()
         admin_server = admin.start_server(
             accounts, tokens, lookups, cfg,
             socket_path=cfg.paths.runtime_dir / "admin.sock", https_url=https_url,
-            registrar=registrar,
+            activity=activity, registrar=registrar,
         )
         cleanup.callback(lambda: admin_server.stop(grace=SHUTDOWN_GRACE_S).wait())
         if serve_https:
             listener = http.HttpsListener(
-                cfg, http.build_app(cfg, accounts, tokens, registrar), fd=activated_https)
+                cfg, http.build_app(cfg, accounts, tokens, activity, registrar), fd=activated_https)
             cleanup.callback(listener.stop)
             listener.start()
         cleanup.callback(_say_stopping)  # runs first on the way out, before anything closes

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 
 from rosterd import config
 from rosterd.accounts import Accounts
+from rosterd.activity import Activity
 from rosterd.errors import RosterError
 from rosterd.tokens import TokenStore
 
@@ -78,14 +79,14 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"nothing is served at {request.url.path}"}, status_code=404)
 
 
-def build_app(cfg: config.Config, accounts: Accounts, tokens: TokenStore,
+def build_app(cfg: config.Config, accounts: Accounts, tokens: TokenStore, activity: Activity,
               registrar: Registrar | None = None) -> Starlette:
     routes: list[Mount | Route] = []
     if cfg.scim.enabled:
         from rosterd.scim.app import build_scim_app
 
         routes.append(Mount("/scim/v2", app=build_scim_app(
-            accounts=accounts, tokens=tokens, config=cfg)))
+            accounts=accounts, tokens=tokens, config=cfg, activity=activity)))
     if cfg.openid.issuer and registrar is not None:
         from rosterd.openid.web import OpenidWeb
 

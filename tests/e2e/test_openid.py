@@ -194,6 +194,26 @@ def test_register_explains_which_claim_gave_which_field(
     assert view(daemon, "getent", "passwd", "bob")[0] == 0
 
 
+def test_status_shows_the_last_login_and_where_it_came_in(
+        provider: OidcProvider, daemon: Rosterd) -> None:
+    provider.set_account("lena", {"preferred_username": "lena"}, sub="sub-lena")
+    code, _, err = register(daemon, id_token_for(provider, daemon, "lena"))
+    assert code == 0, err
+    last = json.loads(daemon.ctl("status", json=True).stdout)["last_login"]
+    assert (last["user"], last["entry_point"]) == ("lena", "rosterctl")
+    assert last["time"].endswith("Z")
+    grpc_register(daemon, id_token_for(provider, daemon, "lena"))
+    # A dry run and a refusal are not logins.
+    provider.set_account("max", {"preferred_username": "max"}, sub="sub-max")
+    code, _, _ = register(daemon, id_token_for(provider, daemon, "max"), "--dry-run")
+    assert code == 0
+    expired = {"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}
+    assert register(daemon, forge(provider, expired))[0] == 1
+    text = daemon.ctl("status").stdout
+    line = next(ln for ln in text.splitlines() if ln.startswith("last login:"))
+    assert line.endswith(" lena via grpc"), line
+
+
 def test_email_fallback_is_made_unique(provider: OidcProvider, daemon: Rosterd) -> None:
     provider.set_account("bob2", {"email": "bob@other.example"}, sub="sub-bob-other")
     code, report, err = register(daemon, id_token_for(provider, daemon, "bob2"))
@@ -305,6 +325,8 @@ def test_the_web_flow_signs_in_registers_and_answers_auth_request(
         assert browser.get("/openid/auth").status_code == 401
     code, ids = view(daemon, "id", "erin")
     assert code == 0 and "(web-users)" in ids
+    last = json.loads(daemon.ctl("status", json=True).stdout)["last_login"]
+    assert (last["user"], last["entry_point"]) == ("erin", "web")
 
 
 def test_refusals_by_policy(provider: OidcProvider, tmp_path: Path) -> None:

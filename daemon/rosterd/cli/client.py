@@ -8,7 +8,9 @@ from typing import Any
 
 import grpc
 
+from rosterd import __version__
 from rosterd._generated import admin_pb2_grpc
+from rosterd.activity import ROSTERCTL_USER_AGENT
 
 CALL_TIMEOUT_S = 30.0
 
@@ -20,7 +22,9 @@ class Refused(Exception):
 class AdminClient:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
-        self._channel = grpc.insecure_channel(f"unix:{socket_path}")
+        self._channel = grpc.insecure_channel(
+            f"unix:{socket_path}",
+            options=[("grpc.primary_user_agent", f"{ROSTERCTL_USER_AGENT}{__version__}")])
         self._stub = admin_pb2_grpc.RosterAdminStub(self._channel)
 
     def close(self) -> None:

@@ -36,16 +36,17 @@ def _table(rows: Sequence[Any]) -> str:
 
 
 def _record(record: Any) -> str:
-    names = [f.name for f in dataclasses.fields(record)]
-    width = max(len(n) for n in names)
+    fields = dataclasses.fields(record)
+    width = max(len(f.name) for f in fields)
     lines = []
-    for name in names:
-        value = getattr(record, name)
+    for f in fields:
+        name, value = f.name, getattr(record, f.name)
         if isinstance(value, list | tuple) and value and not isinstance(value[0], str | int):
             lines.append(f"{name}:")
             lines.extend(f"  {item}" for item in value)
         else:
-            lines.append(f"{name.replace('_', ' ') + ':':<{width + 2}}{_cell(value)}")
+            shown = f.metadata.get("when_empty", "-") if value is None else _cell(value)
+            lines.append(f"{name.replace('_', ' ') + ':':<{width + 2}}{shown}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ def _status(client: AdminClient, args: argparse.Namespace) -> StatusView:
 
 
 def register(nouns: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    nouns.add_parser("status", help="show counts, sockets and recent warnings").set_defaults(
-        handler=_status, command_words=("status",)
-    )
+    nouns.add_parser(
+        "status", help="show counts, sockets, token labels, the last SCIM request and login, "
+        "and recent warnings",
+    ).set_defaults(handler=_status, command_words=("status",))

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _HIDDEN_IN_TABLES: dict[str, Any] = {"column": False}
+# Shown for a record's field that is unset (None), instead of "-".
+_NEVER_SINCE_START: dict[str, Any] = {"when_empty": "never since start"}
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,41 @@ class GeneratedTokenView:
 
 
 @dataclass(frozen=True)
+class ScimRequestView:
+    time: str
+    method: str
+    path: str
+    client: str
+    token_label: str
+    status: int
+
+    @classmethod
+    def of(cls, message: Any) -> ScimRequestView:
+        return cls(time=message.time, method=message.method, path=message.path,
+                   client=message.client, token_label=message.token_label,
+                   status=message.status)
+
+    def __str__(self) -> str:
+        token = f"token {self.token_label!r}" if self.token_label else "no valid token"
+        return (f"{self.time} {self.method} {self.path} from {self.client} "
+                f"({token}) -> {self.status}")
+
+
+@dataclass(frozen=True)
+class LoginView:
+    time: str
+    user: str
+    entry_point: str
+
+    @classmethod
+    def of(cls, message: Any) -> LoginView:
+        return cls(time=message.time, user=message.user, entry_point=message.entry_point)
+
+    def __str__(self) -> str:
+        return f"{self.time} {self.user} via {self.entry_point}"
+
+
+@dataclass(frozen=True)
 class StatusView:
     version: str
     started: str
@@ -103,6 +140,8 @@ class StatusView:
     lookup_connections: int
     https_url: str
     token_labels: list[str]
+    last_scim_request: ScimRequestView | None = field(metadata=_NEVER_SINCE_START)
+    last_login: LoginView | None = field(metadata=_NEVER_SINCE_START)
     warnings: list[str]
 
     @classmethod
@@ -119,5 +158,9 @@ class StatusView:
             lookup_connections=message.lookup_connections,
             https_url=message.https_url,
             token_labels=list(message.token_labels),
+            last_scim_request=(ScimRequestView.of(message.last_scim_request)
+                               if message.HasField("last_scim_request") else None),
+            last_login=(LoginView.of(message.last_login)
+                        if message.HasField("last_login") else None),
             warnings=list(message.warnings),
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rosterd.accounts import Accounts, FederatedOutcome
+from rosterd.activity import Activity
 from rosterd.config import Config
 from rosterd.errors import InvalidName
 from rosterd.names import shown
@@ -36,21 +37,26 @@ class LoginReport:
 class Registrar:
     """The one path from a token to an account, shared by gRPC, rosterctl and the web flow."""
 
-    def __init__(self, cfg: Config, accounts: Accounts, provider: Provider,
+    def __init__(self, cfg: Config, accounts: Accounts, provider: Provider, activity: Activity,
                  verifier: TokenVerifier | None = None) -> None:
         self._cfg = cfg
         self._accounts = accounts
+        self._activity = activity
         self.provider = provider
         self.verifier = verifier or TokenVerifier(provider)
 
     @classmethod
-    def from_config(cls, cfg: Config, accounts: Accounts) -> Registrar:
+    def from_config(cls, cfg: Config, accounts: Accounts, activity: Activity) -> Registrar:
         credentials = read_client_credentials(Path(cfg.openid.client_secret_file))
-        return cls(cfg, accounts, Provider(cfg.openid, credentials))
+        return cls(cfg, accounts, Provider(cfg.openid, credentials), activity)
 
-    def register(self, id_token: str, *, access_token: str = "", nonce: str | None = None,
-                 dry_run: bool = False) -> LoginReport:
-        """Verifies and registers; raises LoginRefused, except in a dry run (report.refusal)."""
+    def register(self, id_token: str, *, entry_point: str, access_token: str = "",
+                 nonce: str | None = None, dry_run: bool = False) -> LoginReport:
+        """Verifies and registers; raises LoginRefused, except in a dry run (report.refusal).
+
+        A sign-in that went through (not a dry run) is remembered as the last login,
+        with `entry_point` (activity.ENTRY_POINTS) saying which way it came in.
+        """
         started = time.perf_counter()
         report = LoginReport()
         try:
@@ -60,6 +66,8 @@ class Registrar:
             if not dry_run:
                 raise
             report.refusal, report.refused_by = str(refusal), refusal.rule
+        if report.outcome is not None and not dry_run:
+            self._activity.login(report.outcome.user.name, entry_point)
         report.elapsed_ms = (time.perf_counter() - started) * 1000
         return report
 

@@ -163,7 +163,8 @@ class OpenidWeb:
                 redirect_uri=self._redirect_uri, code_verifier=flow["verifier"])
             report = await run_in_threadpool(
                 self._registrar.register, str(tokens.get("id_token", "")),
-                access_token=str(tokens.get("access_token", "")), nonce=flow["nonce"])
+                access_token=str(tokens.get("access_token", "")), nonce=flow["nonce"],
+                entry_point="web")
         except LoginRefused as refusal:
             return _page("You cannot sign in to this host", str(refusal), 403)
         except RosterError as err:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rosterd.accounts import Accounts
+from rosterd.activity import Activity
 from rosterd.config import Config
 from rosterd.errors import RosterError
 from rosterd.model import Group, User
@@ -112,10 +113,12 @@ def _int_param(request: Request, name: str, default: int) -> int:
 class ScimApp:
     """The endpoints; every blocking call (the store, token checks) runs in a worker thread."""
 
-    def __init__(self, accounts: Accounts, tokens: Authenticator, config: Config) -> None:
+    def __init__(self, accounts: Accounts, tokens: Authenticator, config: Config,
+                 activity: Activity) -> None:
         self._accounts = accounts
         self._tokens = tokens
         self._config = config
+        self._activity = activity
 
     def _base(self, request: Request) -> str:
         # The mount's prefix (/scim/v2) is in root_path (ASGI spec, "root_path").
@@ -123,19 +126,22 @@ class ScimApp:
         return location_base(self._config.http.public_url, here)
 
     async def __call__(self, request: Request) -> Response:
+        client = request.client.host if request.client else "unknown"
+        label = ""
         try:
-            client = request.client.host if request.client else "unknown"
             verdict = await run_in_threadpool(
                 self._tokens.authenticate, request.headers.get("authorization"), client)
-            if not verdict.ok:
-                if verdict.retry_after_s > 0:
-                    # Answered at once rather than held open: a slowed-down client costs
-                    # no worker while it waits (RFC 6585 §4).
-                    return _error(ScimError(429, verdict.reason), {
-                        "Retry-After": str(max(1, math.ceil(verdict.retry_after_s)))})
-                return _error(ScimError(401, verdict.reason), {
+            if verdict.ok:
+                label = verdict.label or ""
+                response = await self._dispatch(request)
+            elif verdict.retry_after_s > 0:
+                # Answered at once rather than held open: a slowed-down client costs
+                # no worker while it waits (RFC 6585 §4).
+                response = _error(ScimError(429, verdict.reason), {
+                    "Retry-After": str(max(1, math.ceil(verdict.retry_after_s)))})
+            else:
+                response = _error(ScimError(401, verdict.reason), {
                     "WWW-Authenticate": 'Bearer realm="rosterd", error="invalid_token"'})
-            response = await self._dispatch(request)
         except ScimError as err:
             response = _error(err)
         except RosterError as err:
@@ -145,6 +151,8 @@ class ScimApp:
             response = _error(ScimError(500, "rosterd could not complete the request; "
                                              "its log says why"))
         log.debug("SCIM %s %s -> %d", request.method, request.url.path, response.status_code)
+        self._activity.scim_request(request.method, request.url.path, client, label,
+                                    response.status_code)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
@@ -394,9 +402,10 @@ class ScimApp:
             sa.func.lower(sa.func.coalesce(groups.c.display_name, groups.c.name)) == value.lower())
 
 
-def build_scim_app(*, accounts: Accounts, tokens: Authenticator, config: Config) -> Starlette:
+def build_scim_app(*, accounts: Accounts, tokens: Authenticator, config: Config,
+                   activity: Activity) -> Starlette:
     """The SCIM app; http.py mounts it at /scim/v2."""
-    scim = ScimApp(accounts, tokens, config)
+    scim = ScimApp(accounts, tokens, config, activity)
 
     async def endpoint(request: Request) -> Response:
         return await scim(request)

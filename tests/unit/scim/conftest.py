@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from rosterd.accounts import Accounts
+from rosterd.activity import Activity
 from rosterd.config import Config, ProvisioningConfig
 from rosterd.hostfiles import HostFiles
 from rosterd.ids import IdAllocator
@@ -48,6 +49,7 @@ class Scim:
     store: Store
     tokens: FakeTokens
     changes: list[Change]
+    activity: Activity
 
 
 @pytest.fixture
@@ -62,9 +64,10 @@ def scim(tmp_path: Path) -> Iterator[Scim]:
     accounts = Accounts(store, cfg, host, IdAllocator.from_store(store, cfg, host),
                         changes.append)
     tokens = FakeTokens()
+    activity = Activity()
     app = Starlette(routes=[Mount("/scim/v2", app=build_scim_app(
-        accounts=accounts, tokens=tokens, config=cfg))])
+        accounts=accounts, tokens=tokens, config=cfg, activity=activity))])
     with TestClient(app, base_url="https://testserver",
                     headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-        yield Scim(client, accounts, store, tokens, changes)
+        yield Scim(client, accounts, store, tokens, changes, activity)
     store.close()

@@ -273,6 +273,18 @@ def test_tokens_are_checked_on_every_request(scim: Scim) -> None:
     assert slowed.status_code == 429 and slowed.headers["retry-after"] == "3"
 
 
+def test_every_answer_is_remembered_as_the_last_request(scim: Scim) -> None:
+    assert scim.activity.last_scim_request is None
+    scim.client.get(f"{BASE}/Users", params={"filter": 'userName eq "secret@example.com"'})
+    seen = scim.activity.last_scim_request
+    assert seen is not None and (seen.method, seen.path, seen.token_label, seen.status) == (
+        "GET", "/scim/v2/Users", "test", 200)
+    scim.client.delete(f"{BASE}/Users/x", headers={"Authorization": "Bearer nope"})
+    seen = scim.activity.last_scim_request
+    assert seen is not None and (seen.method, seen.token_label, seen.status) == (
+        "DELETE", "", 401)
+
+
 def test_if_match_guards_writes(scim: Scim) -> None:
     user = _create(scim)
     stale = scim.client.put(f"{BASE}/Users/{user['id']}", headers={"If-Match": 'W/"7"'},
