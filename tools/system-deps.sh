@@ -7,7 +7,7 @@ set -eu
 # the rest are the real tools the test suite drives.
 PACKAGES="gcc make pkg-config libsystemd-dev libpam0g-dev python3 python3-venv python3-dev
 valgrind pamtester openssh-server util-linux openssl nginx
-debootstrap dpkg-dev debhelper fakeroot lintian rpm"
+debootstrap dpkg-dev debhelper fakeroot lintian rpm chromium chromium-driver"
 
 missing=""
 for p in $PACKAGES; do
