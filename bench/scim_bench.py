@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.helpers.hostview import NATIVE, ROSTER_VIEW  # noqa: E402
 from tests.helpers.scim import PATCH_OP, USER, ScimSession, scim_session  # noqa: E402
+from tests.helpers.tls import trusting  # noqa: E402
 
 GROUP_RATIO = 0.2
 MEMBERSHIPS_PER_USER = 5
@@ -79,7 +80,8 @@ def _parallel(clients: list[httpx.Client], jobs: list[Callable[[httpx.Client], N
 
 
 def _clients(session: ScimSession, count: int) -> list[httpx.Client]:
-    return [httpx.Client(base_url=session.daemon.scim_url, verify=str(session.daemon.ca_file),
+    return [httpx.Client(base_url=session.daemon.scim_url,
+                         verify=trusting(session.daemon.ca_file),
                          timeout=120, headers={"Authorization": f"Bearer {session.token}"})
             for _ in range(count)]
 

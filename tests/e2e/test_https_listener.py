@@ -16,6 +16,7 @@ from tests.helpers.daemon import (
     make_rosterd,
     remove_rosterd,
 )
+from tests.helpers.tls import trusting
 
 
 def _run_foreground(daemon: Rosterd, *, as_root: bool) -> subprocess.CompletedProcess[str]:
@@ -64,7 +65,7 @@ def test_the_listener_runs_unprivileged_and_speaks_only_verified_tls(
     status = Path(f"/proc/{https_rosterd.pid}/status").read_text()
     uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
     assert set(uid_line.split()[1:]) == {str(UNPRIVILEGED_UID)}
-    with httpx.Client(verify=str(https_rosterd.ca_file)) as client:
+    with httpx.Client(verify=trusting(https_rosterd.ca_file)) as client:
         assert client.get(f"{https_rosterd.base_url}/nothing-here").status_code == 404
     with pytest.raises(httpx.ConnectError):  # the host's own CAs do not vouch for it
         httpx.get(f"{https_rosterd.base_url}/nothing-here")

@@ -42,6 +42,7 @@ from tests.helpers.oidc import (
     oidc_provider,
     sign_in_at_provider,
 )
+from tests.helpers.tls import trusting
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_userinfo_claims_are_merged_when_an_access_token_is_given(
 def test_scim_pushed_user_with_the_same_external_id_is_the_same_account(
         provider: OidcProvider, daemon: Rosterd) -> None:
     token = daemon.new_token("scim")
-    with httpx.Client(base_url=daemon.scim_url, verify=str(daemon.ca_file),
+    with httpx.Client(base_url=daemon.scim_url, verify=trusting(daemon.ca_file),
                       headers={"Authorization": f"Bearer {token}"}) as scim:
         pushed = scim.post("/Users", json={
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -297,7 +298,7 @@ def test_the_web_flow_signs_in_registers_and_answers_auth_request(
         provider: OidcProvider, daemon: Rosterd) -> None:
     provider.set_account("erin", {"preferred_username": "erin", "groups": ["web-users"]},
                          sub="sub-erin")
-    with httpx.Client(base_url=daemon.base_url, verify=str(daemon.ca_file),
+    with httpx.Client(base_url=daemon.base_url, verify=trusting(daemon.ca_file),
                       follow_redirects=False) as browser:
         assert browser.get("/openid/auth").status_code == 401
         start = browser.get("/openid/login", params={"rd": "/app/"})

@@ -24,6 +24,7 @@ from tests.e2e.test_openid import start_openid_rosterd
 from tests.helpers.daemon import Rosterd, free_port, remove_rosterd
 from tests.helpers.hostview import run_in_view
 from tests.helpers.oidc import OidcProvider, oidc_provider, sign_in_at_provider
+from tests.helpers.tls import trusting
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -150,7 +151,7 @@ def test_the_app_behind_nginx_sees_the_posix_username(front_door: FrontDoor) -> 
     provider = front_door.provider
     provider.set_account("fay", {"preferred_username": "Fay.Smith@example.com",
                                  "groups": ["designers"]}, sub="sub-fay")
-    with httpx.Client(base_url=front_door.url, verify=str(front_door.ca_file),
+    with httpx.Client(base_url=front_door.url, verify=trusting(front_door.ca_file),
                       follow_redirects=False) as browser:
         first = browser.get("/app/")
         assert first.status_code == 302 and first.headers["location"].endswith(
@@ -175,7 +176,7 @@ def test_the_app_behind_nginx_sees_the_posix_username(front_door: FrontDoor) -> 
 def test_a_refused_person_sees_why_in_words_for_their_admin(front_door: FrontDoor) -> None:
     provider = front_door.provider
     provider.set_account("nameless", {"nickname": "x"}, sub="sub-nameless")
-    with httpx.Client(base_url=front_door.url, verify=str(front_door.ca_file),
+    with httpx.Client(base_url=front_door.url, verify=trusting(front_door.ca_file),
                       follow_redirects=False) as browser:
         start = browser.get("/openid/login", params={"rd": "/app/"})
         with provider.client() as at_provider:

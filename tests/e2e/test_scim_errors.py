@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.helpers.scim import PATCH_OP, POSIX, USER, ScimSession, scim_session
+from tests.helpers.tls import trusting
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_bad_patches_are_refused_atomically(session: ScimSession) -> None:
 def test_a_wrong_or_revoked_token_is_401_and_changes_nothing(session: ScimSession) -> None:
     before = _state(session)
     base = session.daemon.scim_url
-    ca = str(session.daemon.ca_file)
+    ca = trusting(session.daemon.ca_file)
     wrong = httpx.post(f"{base}/Users", json={"userName": "eve@x"}, verify=ca,
                        headers={"Authorization": "Bearer not-a-token"})
     assert wrong.status_code == 401 and wrong.json()["detail"] and wrong.json()["status"] == "401"
@@ -138,7 +139,7 @@ def test_concurrent_creates_of_one_user_give_one_201_and_409s(session: ScimSessi
     results: list[int] = []
     start = threading.Barrier(8)
     lock = threading.Lock()
-    base, ca, token = session.daemon.scim_url, str(session.daemon.ca_file), session.token
+    base, ca, token = session.daemon.scim_url, trusting(session.daemon.ca_file), session.token
 
     def create(i: int) -> None:
         with httpx.Client(base_url=base, verify=ca,

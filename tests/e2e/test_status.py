@@ -7,6 +7,7 @@ import json
 import httpx
 
 from tests.helpers.daemon import Rosterd
+from tests.helpers.tls import trusting
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 
@@ -21,7 +22,7 @@ def test_nothing_since_start_is_said_so(rosterd: Rosterd) -> None:
 
 def test_status_shows_the_last_scim_request(https_rosterd: Rosterd) -> None:
     token = https_rosterd.new_token("okta provisioning")
-    with httpx.Client(base_url=https_rosterd.scim_url, verify=str(https_rosterd.ca_file),
+    with httpx.Client(base_url=https_rosterd.scim_url, verify=trusting(https_rosterd.ca_file),
                       timeout=30) as scim:
         made = scim.post("/Users", json={"schemas": [USER], "userName": "ann@example.com"},
                          headers={"Authorization": f"Bearer {token}"},

@@ -27,6 +27,7 @@ import httpx
 from joserfc.jwk import KeySet, RSAKey
 
 from tests.helpers.daemon import free_port
+from tests.helpers.tls import trusting
 
 PROVIDER_DIR = Path(__file__).resolve().parents[1] / "oidc_provider"
 START_TIMEOUT_S = 20.0
@@ -143,7 +144,7 @@ class OidcProvider:
                 self.process.wait()
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.issuer, verify=str(self.ca_file), timeout=30)
+        return httpx.Client(base_url=self.issuer, verify=trusting(self.ca_file), timeout=30)
 
     def write_client_secret_file(self, path: Path, *, mode: int = 0o600,
                                  owner: tuple[int, int] | None = None) -> Path:

@@ -11,6 +11,7 @@ import httpx
 
 from tests.helpers.daemon import Rosterd, make_rosterd, remove_rosterd
 from tests.helpers.hostview import run_in_view
+from tests.helpers.tls import trusting
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -43,7 +44,7 @@ def scim_session(config: dict[str, dict[str, Any]] | None = None,
     try:
         daemon.start()
         token = daemon.new_token("provisioning")
-        with httpx.Client(base_url=daemon.scim_url, verify=str(daemon.ca_file), timeout=30,
+        with httpx.Client(base_url=daemon.scim_url, verify=trusting(daemon.ca_file), timeout=30,
                           headers={"Authorization": f"Bearer {token}",
                                    "User-Agent": user_agent}) as http:
             yield ScimSession(daemon, http, token)
