@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import re
 import shutil
-import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +40,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.test_openid import start_openid_rosterd
-from tests.e2e.test_openid_nginx import NGINX, NGINX_CONF, FrontDoor, _App, _wait_for_port
-from tests.helpers.daemon import free_port, remove_rosterd
+from tests.helpers.frontdoor import NGINX, FrontDoor, nginx_front_door
 from tests.helpers.hostview import REPO, run_in_view
 from tests.helpers.oidc import OidcProvider, oidc_provider
 
@@ -82,44 +78,14 @@ class BrowserFrontDoor:
 @pytest.fixture(scope="module")
 def front_door() -> Iterator[BrowserFrontDoor]:
     """nginx + tiny app + rosterd admitting only example.com addresses, + the provider."""
-    app = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _App)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
-    root = Path(tempfile.mkdtemp(prefix="ngx-browser-", dir="/tmp"))
-    port = free_port()
-    nginx: subprocess.Popen[bytes] | None = None
-    with oidc_provider() as provider:
-        daemon = start_openid_rosterd(provider, http={"public_url": f"https://127.0.0.1:{port}"},
-                                      allowed_domains=["example.com"])
-        try:
-            (root / "tmp").mkdir()
-            cert = daemon.ca.issue_cert("127.0.0.1", "localhost")
-            cert.private_key_pem.write_to_path(str(root / "key.pem"))
-            for index, pem in enumerate(cert.cert_chain_pems):
-                pem.write_to_path(str(root / "cert.pem"), append=index > 0)
-            (root / "nginx.conf").write_text(NGINX_CONF.format(
-                root=root, port=port, rosterd_port=daemon.https_port,
-                rosterd_ca=daemon.ca_file, app_port=app.server_address[1]))
-            nginx = subprocess.Popen([NGINX, "-e", str(root / "error.log"), "-p", str(root),
-                                      "-c", str(root / "nginx.conf"), "-g", "daemon off;"],
-                                     stderr=subprocess.PIPE)
-            _wait_for_port(port, nginx, root)
-            # The provider's leaf is the first certificate of the chain it serves.
-            provider_leaf = (provider.root / "cert.pem").read_bytes()
-            yield BrowserFrontDoor(
-                FrontDoor(f"https://127.0.0.1:{port}", daemon, provider, daemon.ca_file),
-                [spki_sha256(cert.cert_chain_pems[0].bytes()), spki_sha256(provider_leaf)])
-        finally:
-            if nginx is not None:
-                nginx.terminate()
-                try:
-                    nginx.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    nginx.kill()
-                    nginx.wait()
-            remove_rosterd(daemon)
-            app.shutdown()
-            app.server_close()
-            shutil.rmtree(root, ignore_errors=True)
+    with oidc_provider() as provider, nginx_front_door(
+        provider,
+        lambda url: start_openid_rosterd(provider, http={"public_url": url},
+                                         allowed_domains=["example.com"]),
+    ) as door:
+        # The provider's leaf is the first certificate of the chain it serves.
+        provider_leaf = (provider.root / "cert.pem").read_bytes()
+        yield BrowserFrontDoor(door, [spki_sha256(door.leaf_pem), spki_sha256(provider_leaf)])
 
 
 @dataclass
