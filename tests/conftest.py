@@ -65,3 +65,15 @@ def rosterd(start_rosterd: Callable[..., Rosterd]) -> Rosterd:
 def https_rosterd(start_rosterd: Callable[..., Rosterd]) -> Rosterd:
     """A running rosterd serving SCIM over HTTPS with a test CA, as an unprivileged user."""
     return start_rosterd(https=True)
+
+
+@pytest.fixture
+def populated(rosterd: Rosterd) -> Rosterd:
+    """A rosterd holding alice (UID 20000, "Alice Liddell"), bob (20001), and analysts
+    (GID 20500) with both as members."""
+    rosterd.ctl("user", "add", "alice", "--full-name", "Alice Liddell")
+    rosterd.ctl("user", "add", "bob")
+    rosterd.ctl("group", "add", "analysts", "--gid", "20500")
+    rosterd.ctl("group", "add-member", "analysts", "alice")
+    rosterd.ctl("group", "add-member", "analysts", "bob")
+    return rosterd

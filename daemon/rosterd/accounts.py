@@ -849,6 +849,11 @@ class Accounts:
         with self._store.read() as tx:
             return tx.users()
 
+    def user_counts(self) -> tuple[int, int]:
+        """(users, locked users), counted by the database rather than by loading them."""
+        with self._store.read() as tx:
+            return tx.user_counts()
+
     def get_group(self, name: str) -> Group:
         with self._store.read() as tx:
             return self._need_group(tx, name)

@@ -170,7 +170,7 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
         self._started = datetime.now(UTC)
 
     def _groups_of(self, user_name: str) -> list[str]:
-        return [g.name for g in self._accounts.list_groups() if user_name in g.member_names]
+        return [g.name for g in self._accounts.groups_of(user_name)]
 
     def _user_reply(self, user: User) -> admin_pb2.User:
         return user_message(user, self._groups_of(user.name))
@@ -242,12 +242,12 @@ class AdminService(admin_pb2_grpc.RosterAdminServicer):
         return token_message(self._tokens.revoke(request.label))
 
     def GetStatus(self, request: Any, context: Any) -> admin_pb2.Status:
-        users = self._accounts.list_users()
+        user_count, locked_count = self._accounts.user_counts()
         lookups = self._lookups.stats()
         return admin_pb2.Status(
             version=__version__,
-            users=len(users),
-            locked_users=sum(1 for u in users if not u.active),
+            users=user_count,
+            locked_users=locked_count,
             groups=lookups.groups,
             started=_stamp(self._started),
             database=str(self._cfg.paths.state_dir / "rosterd.db"),

@@ -182,6 +182,13 @@ class Transaction:
         rows = self.conn.execute(sa.select(users).order_by(users.c.uid))
         return [_user(row) for row in rows]
 
+    def user_counts(self) -> tuple[int, int]:
+        """How many users there are, and how many of them are locked."""
+        total, locked = self.conn.execute(sa.select(
+            sa.func.count(), sa.func.count().filter(users.c.locked.is_(True))
+        ).select_from(users)).one()
+        return int(total), int(locked)
+
     def users_with_primary_gid(self, gid: int) -> list[str]:
         rows = self.conn.execute(
             sa.select(users.c.name).where(users.c.gid == gid).order_by(users.c.name))

@@ -19,16 +19,6 @@ def _view(daemon: Rosterd, *argv: str, module: str = "roster") -> tuple[int, str
     return result.returncode, result.stdout
 
 
-@pytest.fixture
-def populated(rosterd: Rosterd) -> Rosterd:
-    rosterd.ctl("user", "add", "alice", "--full-name", "Alice Liddell")
-    rosterd.ctl("user", "add", "bob")
-    rosterd.ctl("group", "add", "analysts", "--gid", "20500")
-    rosterd.ctl("group", "add-member", "analysts", "alice")
-    rosterd.ctl("group", "add-member", "analysts", "bob")
-    return rosterd
-
-
 @pytest.mark.parametrize("module", ["roster", "pwb"], ids=["as roster", "as pwb"])
 def test_users_and_groups_resolve_through_every_glibc_call(populated: Rosterd, module: str) -> None:
     home = populated.home_root

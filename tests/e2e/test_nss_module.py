@@ -43,16 +43,6 @@ def _built() -> None:
                    check=True, capture_output=True, timeout=300)
 
 
-@pytest.fixture
-def populated(rosterd: Rosterd) -> Rosterd:
-    rosterd.ctl("user", "add", "alice", "--full-name", "Alice Liddell")
-    rosterd.ctl("user", "add", "bob")
-    rosterd.ctl("group", "add", "analysts", "--gid", "20500")
-    rosterd.ctl("group", "add-member", "analysts", "alice")
-    rosterd.ctl("group", "add-member", "analysts", "bob")
-    return rosterd
-
-
 def _direct(socket_path: Path | str, *args: str, module: str = "roster",
             valgrind: bool = False) -> subprocess.CompletedProcess[str]:
     argv = [*(VALGRIND if valgrind else []), str(NSS_DIRECT),
