@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import processes
 from tests.helpers.daemon import Rosterd, free_port
 from tests.helpers.pamhost import NATIVE, PamHost, service_file
 from tests.helpers.scim import POSIX, USER, scim_session
@@ -128,13 +129,7 @@ class Sshd:
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.helpers import processes
 from tests.helpers.daemon import Rosterd, free_port, remove_rosterd
 from tests.helpers.oidc import OidcProvider
 
@@ -123,13 +124,7 @@ def nginx_front_door(
         yield FrontDoor(f"https://127.0.0.1:{port}", daemon, provider, daemon.ca_file,
                         cert.cert_chain_pems[0].bytes())
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            try:
-                nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                nginx.kill()
-                nginx.wait()
+        processes.stop(nginx)
         remove_rosterd(daemon)
         app.shutdown()
         app.server_close()

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 from joserfc.jwk import KeySet, RSAKey
 
+from tests.helpers import processes
 from tests.helpers.daemon import free_port
 from tests.helpers.tls import trusting
 
@@ -135,13 +136,7 @@ class OidcProvider:
         return key
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.issuer, verify=trusting(self.ca_file), timeout=30)
